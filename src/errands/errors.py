@@ -1,0 +1,62 @@
+"""The errands exception tree.
+
+    ErrandsError
+    ├── ConfigError(key)                 a bad config file or value
+    ├── StoreError                       the database failed (driver error as __cause__)
+    │   └── NotMigrated                  the schema is missing or behind: run `errands migrate`
+    ├── InvalidInput                     bad arguments from a caller (CLI, API, Python)
+    │   └── TargetNotAllowed(target, method)
+    ├── JobNotFound(job_id)
+    └── InvalidTransition(job_id, from_, to)
+
+Each carries the context a caller needs to render one clear line; the CLI maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+
+class ErrandsError(Exception):
+    """Base of every error errands raises on purpose."""
+
+
+class ConfigError(ErrandsError):
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class StoreError(ErrandsError):
+    """The database failed; the driver's exception is the __cause__."""
+
+
+class NotMigrated(StoreError):
+    def __init__(self, url: str) -> None:
+        super().__init__(f"the database at {url} has no errands schema or an old one: run `errands migrate`")
+
+
+class InvalidInput(ErrandsError):
+    """A caller passed something errands cannot accept."""
+
+
+class TargetNotAllowed(InvalidInput):
+    def __init__(self, target: str, method: str, reason: str = "not in allowed_jobs") -> None:
+        shown = f"{target}::{method}" if method else target
+        super().__init__(f"refused {shown}: {reason}")
+        self.target = target
+        self.method = method
+        self.reason = reason
+
+
+class JobNotFound(ErrandsError):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
+
+
+class InvalidTransition(ErrandsError):
+    def __init__(self, job_id: int, from_: str, to: str) -> None:
+        super().__init__(f"job {job_id} is {from_}: it cannot become {to}")
+        self.job_id = job_id
+        self.from_ = from_
+        self.to = to

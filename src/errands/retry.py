@@ -1,0 +1,75 @@
+"""RetryPolicy: after a failed attempt, retry (when) or fail. Pure; the clock and randomness are injected."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from errands.jobs import ErrorInfo, Job
+
+
+class Backoff(StrEnum):
+    FIXED = "fixed"
+    EXPONENTIAL = "exponential"
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    retry: bool
+    at: datetime | None = None  # when the next attempt is due, if retry
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    delay_s: float = 10.0
+    backoff: Backoff = Backoff.FIXED
+    max_delay_s: float = 3600.0
+    jitter: bool = True
+    # exception class path ("ValueError", "sqlalchemy.exc.OperationalError") -> attempts in all for that type
+    exception_attempts: Mapping[str, int] = field(default_factory=dict)
+
+    def attempts_allowed(self, job: Job, error: ErrorInfo) -> int:
+        """Attempts allowed in the job's current budget for this error: the job's own max_attempts when it was
+        set for the job, else the rule of the most specific class in the exception's MRO, else the default."""
+        if not job.attempts_pinned:
+            for name in error.mro:
+                if name in self.exception_attempts:
+                    return self.exception_attempts[name]
+        return job.budget
+
+    def delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based, within the budget)."""
+        if self.backoff is Backoff.FIXED:
+            return self.delay_s
+        base = min(self.max_delay_s, self.delay_s * 2 ** max(0, attempt - 1))
+        if not self.jitter:
+            return base
+        # "equal jitter": at least half the step, so retries still spread out without collapsing to zero
+        return base / 2 + (rng or random).uniform(0, base / 2)
+
+    def decide(
+        self, job: Job, error: ErrorInfo, now: datetime, rng: random.Random | None = None
+    ) -> RetryDecision:
+        """`job` is the row as it was claimed: its attempts include the one that just failed."""
+        if job.charged_attempts >= self.attempts_allowed(job, error):
+            return RetryDecision(retry=False)
+        return RetryDecision(
+            retry=True, at=now + timedelta(seconds=self.delay_for(job.charged_attempts, rng))
+        )
+
+
+def exception_names(exc: BaseException) -> tuple[str, ...]:
+    """The qualified names of an exception's classes, most specific first; builtins by their short name."""
+    names = []
+    for klass in type(exc).__mro__:
+        if klass is object:
+            continue
+        names.append(
+            klass.__qualname__
+            if klass.__module__ == "builtins"
+            else f"{klass.__module__}.{klass.__qualname__}"
+        )
+    return tuple(names)

@@ -1,0 +1,177 @@
+"""The Store protocol: the one seam between errands and a database.
+
+Methods read as entity + verb, take small values from errands.jobs, and return core values, never driver rows
+or driver exceptions (a driver error surfaces as StoreError with the driver's exception as its cause).
+`now=None` everywhere means "the database's clock"; tests pass a time to move the clock by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    status: JobState | None = None
+    queue: str | None = None
+    target: str | None = None
+    parent_id: int | None = None
+    limit: int = 100
+    before_id: int | None = None  # keyset pagination: ids below this, newest first
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who claims, for how long. `queues` empty means every queue."""
+
+    owner: str
+    token: str
+    lease_s: float
+    worker: str  # host:pid, recorded on the attempt
+    queues: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one attempt, as the owner of its lease reports it.
+
+    next_state is where the job goes: completed, failed, cancelled, or pending (a retry at retry_at; with
+    outcome released, a return that doesn't spend the budget). Follow-ups are inserted only when the job
+    completes, in the same transaction, with parent_id set. `reserve` keeps a retried job and gives its
+    follow-ups to that lease's owner (run-job) instead of the workers.
+    """
+
+    job_id: int
+    token: str
+    attempt: int
+    outcome: AttemptOutcome
+    next_state: JobState
+    result: Any = None
+    error: ErrorInfo | None = None
+    retry_at: datetime | None = None
+    follow_ups: tuple[NewJob, ...] = ()
+    reserve: Lease | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    job_id: int
+    recorded: bool  # False: the lease was no longer ours (fenced off); nothing was written
+    follow_up_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rescued:
+    job_id: int
+    attempt: int
+    failed: bool  # the crash budget was spent: the job is now failed ("worker lost")
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True)
+class RetryBudget:
+    attempts: int  # attempts in the fresh budget
+
+
+class Store(Protocol):
+    url: str
+
+    def close(self) -> None: ...
+
+    def now(self) -> datetime:
+        """The database's clock, naive UTC."""
+        ...
+
+    # jobs: create and read
+    def job_insert(self, new: NewJob, *, reserve: Lease | None = None, now: datetime | None = None) -> int:
+        """Insert one pending job; with `reserve`, only that lease's owner may claim it until the lease expires."""
+        ...
+
+    def jobs_insert_many(self, news: Sequence[NewJob], *, now: datetime | None = None) -> list[int]:
+        """Insert a batch in one transaction and as few round trips as the backend allows; ids in order."""
+        ...
+
+    def job_get(self, job_id: int) -> Job:
+        """Raises JobNotFound."""
+        ...
+
+    def jobs_list(self, where: JobFilter) -> list[Job]: ...
+
+    def job_attempts(self, job_id: int) -> list[Attempt]: ...
+
+    def job_follow_ups(self, job_id: int) -> list[int]: ...
+
+    def jobs_count_by_status(self) -> dict[str, int]: ...
+
+    # jobs: the lease life cycle
+    def jobs_claim(self, claim: Claim, limit: int, *, now: datetime | None = None) -> list[Job]:
+        """Lock and claim up to `limit` due, unreserved pending jobs, highest priority first, then earliest
+        scheduled_at, then lowest id: pending -> running, attempts + 1, a lease, an attempt row."""
+        ...
+
+    def job_claim_by_id(self, job_id: int, claim: Claim, *, now: datetime | None = None) -> Job | None:
+        """Claim one pending job that is unreserved or reserved by `claim.token`, due or not
+        (its owner has already waited). None when the job isn't pending or is someone else's."""
+        ...
+
+    def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
+        """Record attempt outcomes in one transaction. Each write is guarded: status = running and
+        lease_token = the outcome's token; a stale token changes nothing (Finished.recorded = False)."""
+        ...
+
+    def leases_renew(
+        self, owner: str, tokens: Sequence[str], lease_s: float, *, now: datetime | None = None
+    ) -> int:
+        """Extend the leases of the owner's running or reserved jobs that still carry these tokens."""
+        ...
+
+    def jobs_rescue_expired(self, crash_budget: int, *, now: datetime | None = None) -> list[Rescued]:
+        """Running jobs whose lease expired: back to pending (attempt: lost) or, once `crash_budget` lost
+        attempts are spent, failed with "worker lost"."""
+        ...
+
+    def jobs_cancel_requested(self, job_ids: Sequence[int]) -> list[int]:
+        """Which of these running jobs have a cancel request."""
+        ...
+
+    # jobs: operator actions
+    def job_cancel(self, job_id: int, *, now: datetime | None = None) -> Job:
+        """pending -> cancelled at once; running -> cancel requested (its owner stops it). Raises
+        InvalidTransition for finished jobs and JobNotFound."""
+        ...
+
+    def job_retry(self, job_id: int, budget: RetryBudget, *, now: datetime | None = None) -> Job:
+        """failed or cancelled -> pending, due now, with a fresh budget. Raises InvalidTransition, JobNotFound."""
+        ...
+
+    # workers and named locks
+    def worker_register(self, info: WorkerInfo) -> None: ...
+
+    def worker_heartbeat(self, worker_id: str, *, now: datetime | None = None) -> None: ...
+
+    def worker_deregister(self, worker_id: str) -> None: ...
+
+    def workers_list(self, alive_within_s: float, *, now: datetime | None = None) -> list[WorkerInfo]: ...
+
+    def lock_acquire(self, name: str, owner: str, ttl_s: float, *, now: datetime | None = None) -> bool:
+        """Take or renew a named lease; False while another owner holds it unexpired."""
+        ...
+
+    def jobs_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:
+        """Delete finished (completed, failed, cancelled) jobs and their attempts finished before now - age."""
+        ...

@@ -1,0 +1,76 @@
+"""Engines for the three backends: URL normalisation and per-connection settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+from errands.errors import ConfigError
+
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "mysql+pymysql": "mysql+pymysql",
+    "mariadb+pymysql": "mysql+pymysql",
+}
+
+
+def normalize_url(raw: str) -> URL:
+    """Accept the plain URLs users write (postgresql://, mysql://, mariadb://) and pick our drivers."""
+    try:
+        url = make_url(raw)
+    except Exception:
+        raise ConfigError("database_url", f"not a database URL: {raw!r}") from None
+    driver = _DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ConfigError(
+            "database_url", f"unsupported database {url.drivername!r} (sqlite, postgresql, mysql)"
+        )
+    return url.set(drivername=driver)
+
+
+def create(raw_url: str) -> Engine:
+    url = normalize_url(raw_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    if url.get_backend_name() == "mysql":
+        # READ COMMITTED: fewer gap locks under SKIP LOCKED claims; UTC sessions so DB times are UTC
+        return create_engine(
+            url,
+            isolation_level="READ COMMITTED",
+            pool_pre_ping=True,
+            connect_args={"init_command": "SET time_zone = '+00:00'"},
+        )
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(
+        url,
+        # the driver's own transaction handling is off; we emit BEGIN ourselves (see _begin)
+        connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        if url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # A write transaction takes the write lock up front (BEGIN IMMEDIATE): upgrading a read lock later
+        # fails with SQLITE_BUSY at once instead of waiting on the busy timeout.
+        write = conn.get_execution_options().get("errands_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

@@ -1,0 +1,134 @@
+"""The tables: the one truth. Alembic migrations must produce exactly this (tests/store/test_migrations.py).
+
+Times are naive UTC with microseconds on every backend. JSON values are stored as text that errands encodes
+itself, so every backend stores the same bytes and no driver's JSON handling is involved.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# microseconds on MySQL/MariaDB too (its DATETIME defaults to whole seconds)
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# SQLite only makes INTEGER PRIMARY KEY an alias of its rowid (autoincrement)
+Id = BigInteger().with_variant(Integer(), "sqlite")
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+JOB_STATES = ("pending", "running", "completed", "failed", "cancelled")
+ATTEMPT_OUTCOMES = ("completed", "failed", "timed_out", "lost", "cancelled", "released")
+
+jobs = Table(
+    "errands_jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("queue", String(100), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("method", String(100), nullable=False),
+    Column("args", LongText, nullable=False),
+    Column("kwargs", LongText, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("uncharged_attempts", Integer, nullable=False),
+    Column("lost_attempts", Integer, nullable=False),
+    Column("attempts_pinned", Boolean, nullable=False),
+    Column("scheduled_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("started_at", Timestamp, nullable=True),
+    Column("finished_at", Timestamp, nullable=True),
+    Column("timeout_s", Float, nullable=True),
+    Column("error_type", String(255), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("error_traceback", LongText, nullable=True),
+    Column("result", LongText, nullable=True),
+    Column("parent_id", BigInteger, nullable=True),
+    Column("then", Text, nullable=False),
+    Column("sensitive", Boolean, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_token", String(64), nullable=True),
+    Column("lease_expires_at", Timestamp, nullable=True),
+    CheckConstraint("status IN ('pending', 'running', 'completed', 'failed', 'cancelled')", name="status"),
+    # "jobs by status" for listings and the dashboard
+    Index("ix_errands_jobs_status", "status", "id"),
+    # the rescuer's scan of expired leases
+    Index("ix_errands_jobs_lease", "status", "lease_expires_at"),
+    Index("ix_errands_jobs_parent", "parent_id"),
+)
+
+# "The next due job by priority" (ORDER BY priority DESC, scheduled_at, id): a partial index over pending rows
+# where the backend has them (PostgreSQL, SQLite); MariaDB gets the same columns behind status.
+Index(
+    "ix_errands_jobs_due",
+    jobs.c.priority.desc(),
+    jobs.c.scheduled_at,
+    jobs.c.id,
+    postgresql_where=text("status = 'pending'"),
+    sqlite_where=text("status = 'pending'"),
+).ddl_if(dialect=("postgresql", "sqlite"))
+Index(
+    "ix_errands_jobs_due_mysql", jobs.c.status, jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id
+).ddl_if(dialect=("mysql", "mariadb"))
+
+attempts = Table(
+    "errands_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp, nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("error_type", String(255), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("error_traceback", LongText, nullable=True),
+    Column("worker", String(255), nullable=True),
+    UniqueConstraint("job_id", "number"),
+)
+
+workers = Table(
+    "errands_workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("queues", Text, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("heartbeat_at", Timestamp, nullable=False),
+)
+
+# Named leases for work only one process may do at a time (the rescuer).
+locks = Table(
+    "errands_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,418 @@
+"""SqlStore: the Store on SQLAlchemy Core, for SQLite, PostgreSQL and MariaDB/MySQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from errands.clock import utc_now
+from errands.errors import InvalidTransition, JobNotFound, StoreError
+from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
+from errands.store import claim as claims
+from errands.store import engine as engines
+from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, WorkerInfo
+from errands.store.rows import attempt_from_row, job_from_row, job_values
+from errands.store.schema import attempts, jobs, locks, workers
+
+_FINISHED = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
+_NOW_SQL = {"postgresql": "SELECT LOCALTIMESTAMP", "mysql": "SELECT UTC_TIMESTAMP(6)"}
+
+
+class SqlStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = engines.create(url)
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # plumbing -------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[Connection]:
+        """One transaction; a driver error leaves as StoreError with the driver's exception as its cause."""
+        try:
+            with self.engine.connect().execution_options(errands_write=write) as conn, conn.begin():
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+
+    def _now(self, conn: Connection, now: datetime | None) -> datetime:
+        """The time a write uses: the caller's (tests) or the database's clock (SQLite: this machine's)."""
+        if now is not None:
+            return now
+        if self.dialect == "sqlite":
+            return utc_now()
+        moment = conn.exec_driver_sql(_NOW_SQL[self.dialect]).scalar_one()
+        return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+
+    def now(self) -> datetime:
+        with self._tx(write=False) as conn:
+            return self._now(conn, None)
+
+    # create and read ------------------------------------------------------------------------------------
+
+    def job_insert(self, new: NewJob, *, reserve: Lease | None = None, now: datetime | None = None) -> int:
+        with self._tx() as conn:
+            return self._insert(conn, new, self._now(conn, now), reserve)
+
+    def _insert(self, conn: Connection, new: NewJob, now: datetime, reserve: Lease | None) -> int:
+        result = conn.execute(insert(jobs).values(job_values(new, now, reserve)))
+        return int(result.inserted_primary_key[0])
+
+    def jobs_insert_many(self, news: Sequence[NewJob], *, now: datetime | None = None) -> list[int]:
+        if not news:
+            return []
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            rows = [job_values(new, moment, None) for new in news]
+            if self.dialect == "mysql" and not conn.dialect.insert_returning:
+                return [self._insert(conn, new, moment, None) for new in news]
+            stmt = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
+            return [int(row.id) for row in conn.execute(stmt, rows)]
+
+    def job_get(self, job_id: int) -> Job:
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return job_from_row(row)
+
+    def jobs_list(self, where: JobFilter) -> list[Job]:
+        stmt = select(jobs).order_by(jobs.c.id.desc()).limit(where.limit)
+        if where.status is not None:
+            stmt = stmt.where(jobs.c.status == where.status.value)
+        if where.queue is not None:
+            stmt = stmt.where(jobs.c.queue == where.queue)
+        if where.target is not None:
+            stmt = stmt.where(jobs.c.target == where.target)
+        if where.parent_id is not None:
+            stmt = stmt.where(jobs.c.parent_id == where.parent_id)
+        if where.before_id is not None:
+            stmt = stmt.where(jobs.c.id < where.before_id)
+        with self._tx(write=False) as conn:
+            return [job_from_row(row) for row in conn.execute(stmt)]
+
+    def job_attempts(self, job_id: int) -> list[Attempt]:
+        stmt = select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)
+        with self._tx(write=False) as conn:
+            return [attempt_from_row(row) for row in conn.execute(stmt)]
+
+    def job_follow_ups(self, job_id: int) -> list[int]:
+        stmt = select(jobs.c.id).where(jobs.c.parent_id == job_id).order_by(jobs.c.id)
+        with self._tx(write=False) as conn:
+            return [int(row.id) for row in conn.execute(stmt)]
+
+    def jobs_count_by_status(self) -> dict[str, int]:
+        stmt = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        with self._tx(write=False) as conn:
+            return {status: int(count) for status, count in conn.execute(stmt)}
+
+    # the lease life cycle -------------------------------------------------------------------------------
+
+    def jobs_claim(self, claim: Claim, limit: int, *, now: datetime | None = None) -> list[Job]:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            rows = claims.claim_due(conn, claim, limit, moment)
+            claimed = sorted(
+                (job_from_row(row) for row in rows), key=lambda j: (-j.priority, j.scheduled_at, j.id)
+            )
+            self._attempts_begin(conn, claimed, claim.worker, moment)
+        return claimed
+
+    def job_claim_by_id(self, job_id: int, claim: Claim, *, now: datetime | None = None) -> Job | None:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            unreserved_or_mine = (
+                jobs.c.lease_token.is_(None)
+                | (jobs.c.lease_token == claim.token)
+                | (jobs.c.lease_expires_at < moment)
+            )
+            stmt = (
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == JobState.PENDING.value, unreserved_or_mine)
+                .values(claims.running_values(claim, moment))
+            )
+            if conn.execute(stmt).rowcount != 1:
+                return None
+            job = job_from_row(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
+            self._attempts_begin(conn, [job], claim.worker, moment)
+        return job
+
+    def _attempts_begin(self, conn: Connection, claimed: Sequence[Job], worker: str, now: datetime) -> None:
+        if claimed:
+            rows = [
+                {"job_id": j.id, "number": j.attempts, "started_at": now, "worker": worker} for j in claimed
+            ]
+            conn.execute(insert(attempts), rows)
+
+    def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            return [self._finish_one(conn, outcome, moment) for outcome in outcomes]
+
+    def _finish_one(self, conn: Connection, outcome: Outcome, now: datetime) -> Finished:
+        guarded = update(jobs).where(
+            jobs.c.id == outcome.job_id,
+            jobs.c.status == JobState.RUNNING.value,
+            jobs.c.lease_token == outcome.token,
+        )
+        if conn.execute(guarded.values(_finish_values(outcome, now))).rowcount != 1:
+            return Finished(outcome.job_id, recorded=False)
+        self._attempt_end(conn, outcome.job_id, outcome.attempt, outcome.outcome, outcome.error, now)
+        follow_ups: list[int] = []
+        if outcome.next_state is JobState.COMPLETED:
+            for new in outcome.follow_ups:
+                child = NewJob(**{**new.__dict__, "parent_id": outcome.job_id})
+                follow_ups.append(self._insert(conn, child, now, outcome.reserve))
+        return Finished(outcome.job_id, recorded=True, follow_up_ids=tuple(follow_ups))
+
+    def _attempt_end(
+        self,
+        conn: Connection,
+        job_id: int,
+        number: int,
+        outcome: AttemptOutcome,
+        error: ErrorInfo | None,
+        now: datetime,
+    ) -> None:
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.job_id == job_id, attempts.c.number == number)
+            .values(finished_at=now, outcome=outcome.value, **_error_values(error))
+        )
+
+    def leases_renew(
+        self, owner: str, tokens: Sequence[str], lease_s: float, *, now: datetime | None = None
+    ) -> int:
+        if not tokens:
+            return 0
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            stmt = (
+                update(jobs)
+                .where(
+                    jobs.c.lease_owner == owner,
+                    jobs.c.lease_token.in_(list(tokens)),
+                    jobs.c.status.in_((JobState.RUNNING.value, JobState.PENDING.value)),
+                )
+                .values(lease_expires_at=moment + timedelta(seconds=lease_s))
+            )
+            return int(conn.execute(stmt).rowcount)
+
+    def jobs_rescue_expired(self, crash_budget: int, *, now: datetime | None = None) -> list[Rescued]:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            stmt = select(jobs).where(
+                jobs.c.status == JobState.RUNNING.value, jobs.c.lease_expires_at < moment
+            )
+            if self.dialect != "sqlite":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rescued = []
+            for job in [job_from_row(row) for row in conn.execute(stmt)]:
+                spent = job.lost_attempts + 1 >= crash_budget
+                values = _lost_values(job, spent, moment)
+                token = job.lease.token if job.lease else None
+                guarded = update(jobs).where(jobs.c.id == job.id, jobs.c.lease_token == token)
+                conn.execute(guarded.values(values))
+                lost = ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran")
+                self._attempt_end(conn, job.id, job.attempts, AttemptOutcome.LOST, lost, moment)
+                rescued.append(Rescued(job.id, job.attempts, failed=spent))
+        return rescued
+
+    def jobs_cancel_requested(self, job_ids: Sequence[int]) -> list[int]:
+        if not job_ids:
+            return []
+        stmt = select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)), jobs.c.cancel_requested.is_(True))
+        with self._tx(write=False) as conn:
+            return [int(row.id) for row in conn.execute(stmt)]
+
+    # operator actions -----------------------------------------------------------------------------------
+
+    def job_cancel(self, job_id: int, *, now: datetime | None = None) -> Job:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            pending = update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobState.PENDING.value)
+            done = conn.execute(
+                pending.values(status=JobState.CANCELLED.value, finished_at=moment, **_lease_cleared())
+            ).rowcount
+            if not done:
+                running = update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobState.RUNNING.value)
+                done = conn.execute(running.values(cancel_requested=True)).rowcount
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        job = job_from_row(row)
+        if not done:
+            raise InvalidTransition(job_id, job.status.value, JobState.CANCELLED.value)
+        return job
+
+    def job_retry(self, job_id: int, budget: RetryBudget, *, now: datetime | None = None) -> Job:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            stmt = (
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id, jobs.c.status.in_((JobState.FAILED.value, JobState.CANCELLED.value))
+                )
+                .values(
+                    status=JobState.PENDING.value,
+                    uncharged_attempts=jobs.c.attempts,
+                    max_attempts=jobs.c.attempts + budget.attempts,
+                    lost_attempts=0,
+                    scheduled_at=moment,
+                    finished_at=None,
+                    cancel_requested=False,
+                    **_lease_cleared(),
+                )
+            )
+            done = conn.execute(stmt).rowcount
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        job = job_from_row(row)
+        if not done:
+            raise InvalidTransition(job_id, job.status.value, JobState.PENDING.value)
+        return job
+
+    # workers and named locks ----------------------------------------------------------------------------
+
+    def worker_register(self, info: WorkerInfo) -> None:
+        values = {
+            "id": info.id,
+            "host": info.host,
+            "pid": info.pid,
+            "queues": json.dumps(list(info.queues)),
+            "concurrency": info.concurrency,
+            "started_at": info.started_at,
+            "heartbeat_at": info.heartbeat_at,
+        }
+        with self._tx() as conn:
+            conn.execute(insert(workers).values(values))
+
+    def worker_heartbeat(self, worker_id: str, *, now: datetime | None = None) -> None:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=moment))
+
+    def worker_deregister(self, worker_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(workers).where(workers.c.id == worker_id))
+
+    def workers_list(self, alive_within_s: float, *, now: datetime | None = None) -> list[WorkerInfo]:
+        with self._tx(write=False) as conn:
+            moment = self._now(conn, now)
+            stmt = (
+                select(workers)
+                .where(workers.c.heartbeat_at >= moment - timedelta(seconds=alive_within_s))
+                .order_by(workers.c.started_at)
+            )
+            rows = list(conn.execute(stmt))
+        return [
+            WorkerInfo(
+                r.id, r.host, r.pid, tuple(json.loads(r.queues)), r.concurrency, r.started_at, r.heartbeat_at
+            )
+            for r in rows
+        ]
+
+    def lock_acquire(self, name: str, owner: str, ttl_s: float, *, now: datetime | None = None) -> bool:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            expires = moment + timedelta(seconds=ttl_s)
+            stmt = (
+                update(locks)
+                .where(locks.c.name == name, (locks.c.owner == owner) | (locks.c.expires_at < moment))
+                .values(owner=owner, expires_at=expires)
+            )
+            if conn.execute(stmt).rowcount == 1:
+                return True
+            if conn.execute(select(locks.c.name).where(locks.c.name == name)).first() is not None:
+                return False
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(locks).values(name=name, owner=owner, expires_at=expires))
+            except IntegrityError:
+                return False
+            return True
+
+    def jobs_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:
+        with self._tx() as conn:
+            moment = self._now(conn, now)
+            cutoff = moment - timedelta(seconds=older_than_s)
+            old = select(jobs.c.id).where(jobs.c.status.in_(_FINISHED), jobs.c.finished_at < cutoff)
+            ids = [int(row.id) for row in conn.execute(old)]
+            for start in range(0, len(ids), 1000):
+                chunk = ids[start : start + 1000]
+                conn.execute(delete(attempts).where(attempts.c.job_id.in_(chunk)))
+                conn.execute(delete(jobs).where(jobs.c.id.in_(chunk)))
+        return len(ids)
+
+    def schema_version(self) -> str | None:
+        """The applied Alembic revision, or None for an empty database."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                return conn.execute(text("SELECT version_num FROM errands_alembic_version")).scalar()  # type: ignore[no-any-return]
+        except SQLAlchemyError:
+            return None
+
+
+def _first_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+
+
+def _error_values(error: ErrorInfo | None) -> dict[str, Any]:
+    if error is None:
+        return {"error_type": None, "error_message": None, "error_traceback": None}
+    return {"error_type": error.type, "error_message": error.message, "error_traceback": error.traceback}
+
+
+def _lease_cleared() -> dict[str, Any]:
+    return {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+
+
+def _finish_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": outcome.next_state.value, **_lease_cleared()}
+    if outcome.next_state is JobState.COMPLETED:
+        values.update(finished_at=now, result=dumps(outcome.result), **_error_values(None))
+    elif outcome.next_state is JobState.PENDING:
+        values["scheduled_at"] = outcome.retry_at or now
+        if outcome.outcome is AttemptOutcome.RELEASED:  # a shutdown doesn't spend the retry budget
+            values.update(
+                uncharged_attempts=jobs.c.uncharged_attempts + 1, max_attempts=jobs.c.max_attempts + 1
+            )
+        if outcome.reserve is not None:
+            lease = outcome.reserve
+            values.update(lease_owner=lease.owner, lease_token=lease.token, lease_expires_at=lease.expires_at)
+    else:
+        values["finished_at"] = now
+    if outcome.error is not None:
+        values.update(_error_values(outcome.error))
+    return values
+
+
+def _lost_values(job: Job, spent: bool, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "lost_attempts": job.lost_attempts + 1,
+        "error_type": "WorkerLost",
+        "error_message": "worker lost",
+        "error_traceback": None,
+        **_lease_cleared(),
+    }
+    if spent:
+        values.update(status=JobState.FAILED.value, finished_at=now)
+    else:  # a lost attempt doesn't spend the retry budget; the crash budget counts it
+        values.update(
+            status=JobState.PENDING.value,
+            scheduled_at=now,
+            uncharged_attempts=job.uncharged_attempts + 1,
+            max_attempts=job.max_attempts + 1,
+        )
+    return values
