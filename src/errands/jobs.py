@@ -73,9 +73,7 @@ class FollowUp:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> FollowUp:
-        return cls(
-            raw["target"], raw.get("method", ""), tuple(raw.get("args", ())), dict(raw.get("kwargs", {}))
-        )
+        return cls(raw["target"], raw.get("method", ""), tuple(raw.get("args", ())), dict(raw.get("kwargs", {})))
 
 
 @dataclass(frozen=True)
@@ -118,9 +116,7 @@ class Job:
     status: JobState
     attempts: int
     max_attempts: int
-    uncharged_attempts: (
-        int  # attempts that don't count against the retry budget (lost, released, earlier budgets)
-    )
+    uncharged_attempts: int  # attempts that don't count against the retry budget (lost, released, earlier budgets)
     lost_attempts: int
     attempts_pinned: bool
     scheduled_at: datetime

@@ -43,22 +43,18 @@ class RetryPolicy:
     def delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based, within the budget)."""
         if self.backoff is Backoff.FIXED:
-            return self.delay_s
-        base = min(self.max_delay_s, self.delay_s * 2 ** max(0, attempt - 1))
+            return float(self.delay_s)
+        base = float(min(self.max_delay_s, self.delay_s * 2 ** max(0, attempt - 1)))
         if not self.jitter:
             return base
         # "equal jitter": at least half the step, so retries still spread out without collapsing to zero
-        return base / 2 + (rng or random).uniform(0, base / 2)
+        return float(base / 2 + (rng or random).uniform(0, base / 2))
 
-    def decide(
-        self, job: Job, error: ErrorInfo, now: datetime, rng: random.Random | None = None
-    ) -> RetryDecision:
+    def decide(self, job: Job, error: ErrorInfo, now: datetime, rng: random.Random | None = None) -> RetryDecision:
         """`job` is the row as it was claimed: its attempts include the one that just failed."""
         if job.charged_attempts >= self.attempts_allowed(job, error):
             return RetryDecision(retry=False)
-        return RetryDecision(
-            retry=True, at=now + timedelta(seconds=self.delay_for(job.charged_attempts, rng))
-        )
+        return RetryDecision(retry=True, at=now + timedelta(seconds=self.delay_for(job.charged_attempts, rng)))
 
 
 def exception_names(exc: BaseException) -> tuple[str, ...]:
@@ -68,8 +64,6 @@ def exception_names(exc: BaseException) -> tuple[str, ...]:
         if klass is object:
             continue
         names.append(
-            klass.__qualname__
-            if klass.__module__ == "builtins"
-            else f"{klass.__module__}.{klass.__qualname__}"
+            klass.__qualname__ if klass.__module__ == "builtins" else f"{klass.__module__}.{klass.__qualname__}"
         )
     return tuple(names)

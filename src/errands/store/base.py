@@ -134,9 +134,7 @@ class Store(Protocol):
         lease_token = the outcome's token; a stale token changes nothing (Finished.recorded = False)."""
         ...
 
-    def leases_renew(
-        self, owner: str, tokens: Sequence[str], lease_s: float, *, now: datetime | None = None
-    ) -> int:
+    def leases_renew(self, owner: str, tokens: Sequence[str], lease_s: float, *, now: datetime | None = None) -> int:
         """Extend the leases of the owner's running or reserved jobs that still carry these tokens."""
         ...
 

@@ -29,9 +29,7 @@ def normalize_url(raw: str) -> URL:
         raise ConfigError("database_url", f"not a database URL: {raw!r}") from None
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
-        raise ConfigError(
-            "database_url", f"unsupported database {url.drivername!r} (sqlite, postgresql, mysql)"
-        )
+        raise ConfigError("database_url", f"unsupported database {url.drivername!r} (sqlite, postgresql, mysql)")
     return url.set(drivername=driver)
 
 

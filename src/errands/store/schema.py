@@ -6,6 +6,8 @@ itself, so every backend stores the same bytes and no driver's JSON handling is 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
 
 metadata = MetaData(
     naming_convention={
@@ -82,6 +85,13 @@ jobs = Table(
     Index("ix_errands_jobs_parent", "parent_id"),
 )
 
+
+def _not_mysql(
+    ddl: Any, target: Any, bind: Any, tables: Any = None, state: Any = None, *, dialect: Dialect, **kw: Any
+) -> bool:
+    return dialect.name != "mysql"
+
+
 # "The next due job by priority" (ORDER BY priority DESC, scheduled_at, id): a partial index over pending rows
 # where the backend has them (PostgreSQL, SQLite); MariaDB gets the same columns behind status.
 Index(
@@ -91,10 +101,10 @@ Index(
     jobs.c.id,
     postgresql_where=text("status = 'pending'"),
     sqlite_where=text("status = 'pending'"),
-).ddl_if(dialect=("postgresql", "sqlite"))
-Index(
-    "ix_errands_jobs_due_mysql", jobs.c.status, jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id
-).ddl_if(dialect=("mysql", "mariadb"))
+).ddl_if(callable_=_not_mysql)
+Index("ix_errands_jobs_due_mysql", jobs.c.status, jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id).ddl_if(
+    dialect="mysql"
+)
 
 attempts = Table(
     "errands_attempts",

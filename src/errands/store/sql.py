@@ -65,7 +65,9 @@ class SqlStore:
 
     def _insert(self, conn: Connection, new: NewJob, now: datetime, reserve: Lease | None) -> int:
         result = conn.execute(insert(jobs).values(job_values(new, now, reserve)))
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def jobs_insert_many(self, news: Sequence[NewJob], *, now: datetime | None = None) -> list[int]:
         if not news:
@@ -121,9 +123,7 @@ class SqlStore:
         with self._tx() as conn:
             moment = self._now(conn, now)
             rows = claims.claim_due(conn, claim, limit, moment)
-            claimed = sorted(
-                (job_from_row(row) for row in rows), key=lambda j: (-j.priority, j.scheduled_at, j.id)
-            )
+            claimed = sorted((job_from_row(row) for row in rows), key=lambda j: (-j.priority, j.scheduled_at, j.id))
             self._attempts_begin(conn, claimed, claim.worker, moment)
         return claimed
 
@@ -131,9 +131,7 @@ class SqlStore:
         with self._tx() as conn:
             moment = self._now(conn, now)
             unreserved_or_mine = (
-                jobs.c.lease_token.is_(None)
-                | (jobs.c.lease_token == claim.token)
-                | (jobs.c.lease_expires_at < moment)
+                jobs.c.lease_token.is_(None) | (jobs.c.lease_token == claim.token) | (jobs.c.lease_expires_at < moment)
             )
             stmt = (
                 update(jobs)
@@ -148,9 +146,7 @@ class SqlStore:
 
     def _attempts_begin(self, conn: Connection, claimed: Sequence[Job], worker: str, now: datetime) -> None:
         if claimed:
-            rows = [
-                {"job_id": j.id, "number": j.attempts, "started_at": now, "worker": worker} for j in claimed
-            ]
+            rows = [{"job_id": j.id, "number": j.attempts, "started_at": now, "worker": worker} for j in claimed]
             conn.execute(insert(attempts), rows)
 
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
@@ -189,9 +185,7 @@ class SqlStore:
             .values(finished_at=now, outcome=outcome.value, **_error_values(error))
         )
 
-    def leases_renew(
-        self, owner: str, tokens: Sequence[str], lease_s: float, *, now: datetime | None = None
-    ) -> int:
+    def leases_renew(self, owner: str, tokens: Sequence[str], lease_s: float, *, now: datetime | None = None) -> int:
         if not tokens:
             return 0
         with self._tx() as conn:
@@ -210,9 +204,7 @@ class SqlStore:
     def jobs_rescue_expired(self, crash_budget: int, *, now: datetime | None = None) -> list[Rescued]:
         with self._tx() as conn:
             moment = self._now(conn, now)
-            stmt = select(jobs).where(
-                jobs.c.status == JobState.RUNNING.value, jobs.c.lease_expires_at < moment
-            )
+            stmt = select(jobs).where(jobs.c.status == JobState.RUNNING.value, jobs.c.lease_expires_at < moment)
             if self.dialect != "sqlite":
                 stmt = stmt.with_for_update(skip_locked=True)
             rescued = []
@@ -259,9 +251,7 @@ class SqlStore:
             moment = self._now(conn, now)
             stmt = (
                 update(jobs)
-                .where(
-                    jobs.c.id == job_id, jobs.c.status.in_((JobState.FAILED.value, JobState.CANCELLED.value))
-                )
+                .where(jobs.c.id == job_id, jobs.c.status.in_((JobState.FAILED.value, JobState.CANCELLED.value)))
                 .values(
                     status=JobState.PENDING.value,
                     uncharged_attempts=jobs.c.attempts,
@@ -316,9 +306,7 @@ class SqlStore:
             )
             rows = list(conn.execute(stmt))
         return [
-            WorkerInfo(
-                r.id, r.host, r.pid, tuple(json.loads(r.queues)), r.concurrency, r.started_at, r.heartbeat_at
-            )
+            WorkerInfo(r.id, r.host, r.pid, tuple(json.loads(r.queues)), r.concurrency, r.started_at, r.heartbeat_at)
             for r in rows
         ]
 
@@ -358,9 +346,10 @@ class SqlStore:
         """The applied Alembic revision, or None for an empty database."""
         try:
             with self.engine.connect() as conn, conn.begin():
-                return conn.execute(text("SELECT version_num FROM errands_alembic_version")).scalar()  # type: ignore[no-any-return]
+                version = conn.execute(text("SELECT version_num FROM errands_alembic_version")).scalar()
         except SQLAlchemyError:
             return None
+        return None if version is None else str(version)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -384,15 +373,16 @@ def _finish_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
         values.update(finished_at=now, result=dumps(outcome.result), **_error_values(None))
     elif outcome.next_state is JobState.PENDING:
         values["scheduled_at"] = outcome.retry_at or now
-        if outcome.outcome is AttemptOutcome.RELEASED:  # a shutdown doesn't spend the retry budget
-            values.update(
-                uncharged_attempts=jobs.c.uncharged_attempts + 1, max_attempts=jobs.c.max_attempts + 1
-            )
+        if outcome.outcome in (AttemptOutcome.RELEASED, AttemptOutcome.LOST):
+            # a shutdown or a crash doesn't spend the retry budget (the crash budget counts the latter)
+            values.update(uncharged_attempts=jobs.c.uncharged_attempts + 1, max_attempts=jobs.c.max_attempts + 1)
         if outcome.reserve is not None:
             lease = outcome.reserve
             values.update(lease_owner=lease.owner, lease_token=lease.token, lease_expires_at=lease.expires_at)
     else:
         values["finished_at"] = now
+    if outcome.outcome is AttemptOutcome.LOST:
+        values["lost_attempts"] = jobs.c.lost_attempts + 1
     if outcome.error is not None:
         values.update(_error_values(outcome.error))
     return values

@@ -1,0 +1,3 @@
+from errands.cli.main import main
+
+main()

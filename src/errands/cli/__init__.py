@@ -1,0 +1,1 @@
+"""The command line: main.py (commands, exit codes), render.py (output, no logic)."""

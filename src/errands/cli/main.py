@@ -1,0 +1,326 @@
+"""The `errands` command. Exit codes, the same for every command:
+
+0 ok · 1 the job failed or timed out · 2 bad input or a refused target · 3 not found ·
+4 the job's state forbids it · 5 cancelled · 6 configuration or database error · 130 interrupted
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from errands.cli import render
+from errands.client import Client, JobRequest
+from errands.errors import (
+    ConfigError,
+    ErrandsError,
+    InvalidInput,
+    InvalidTransition,
+    JobNotFound,
+    StoreError,
+)
+from errands.jobs import JobState
+from errands.settings import load_settings
+from errands.spawn import run_background_job
+from errands.store import open_store
+from errands.store.migrate import upgrade
+from errands.store.sql import SqlStore
+from errands.worker.identity import claim_for, lease_until, new_owner, new_token
+from errands.worker.maintenance import rescue_once
+from errands.worker.oneshot import OneShot
+
+
+class Exit(IntEnum):
+    OK = 0
+    JOB_FAILED = 1
+    BAD_INPUT = 2
+    NOT_FOUND = 3
+    WRONG_STATE = 4
+    CANCELLED = 5
+    CONFIG_OR_DATABASE = 6
+    INTERRUPTED = 130
+
+
+_EXIT_FOR: list[tuple[type[ErrandsError], Exit]] = [
+    (InvalidInput, Exit.BAD_INPUT),
+    (JobNotFound, Exit.NOT_FOUND),
+    (InvalidTransition, Exit.WRONG_STATE),
+    (ConfigError, Exit.CONFIG_OR_DATABASE),
+    (StoreError, Exit.CONFIG_OR_DATABASE),
+]
+
+app = typer.Typer(
+    name="errands",
+    help="Background jobs on a real database.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+jobs_app = typer.Typer(help="Look at and act on jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(code: Exit, message: str) -> typer.Exit:
+    render.err.print(f"errands: {message}", markup=False)
+    return typer.Exit(int(code))
+
+
+def command(func: F) -> F:
+    """Every command: an ErrandsError becomes one line on stderr and its exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ErrandsError as exc:
+            code = next((code for kind, code in _EXIT_FOR if isinstance(exc, kind)), Exit.CONFIG_OR_DATABASE)
+            raise fail(code, str(exc)) from None
+        except KeyboardInterrupt:
+            raise fail(Exit.INTERRUPTED, "interrupted") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def connected() -> Iterator[Client]:
+    settings = load_settings()
+    client = Client(settings, open_store(settings.database_url))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# run-job and enqueue share their arguments ------------------------------------------------------------
+
+Target = Annotated[str, typer.Argument(help="pkg.mod.Class, or pkg.mod:function")]
+Method = Annotated[str, typer.Argument(help='the method to call ("-" for a function target)')]
+Params = Annotated[str, typer.Argument(help='comma-separated string arguments: "a,b"')]
+Priority = Annotated[int | None, typer.Argument(help="higher runs first (default: default_priority)")]
+ArgsJson = Annotated[str | None, typer.Option("--args-json", help="arguments as a JSON list (typed values)")]
+KwargsJson = Annotated[str | None, typer.Option("--kwargs-json", help="keyword arguments as a JSON object")]
+Queue = Annotated[str, typer.Option("--queue", "-q")]
+MaxAttempts = Annotated[int | None, typer.Option("--max-attempts", help="attempts in all for this job")]
+Timeout = Annotated[float | None, typer.Option("--timeout", help="seconds before the attempt is killed")]
+Sensitive = Annotated[bool, typer.Option("--sensitive", help="redact the arguments in every output")]
+
+
+def job_request(
+    target: str,
+    method: str,
+    params: str,
+    priority: int | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    **options: Any,
+) -> JobRequest:
+    if args_json is not None and params:
+        raise InvalidInput("give PARAMS or --args-json, not both")
+    args = _json_arg("--args-json", args_json, list) if args_json is not None else _split_params(params)
+    kwargs = _json_arg("--kwargs-json", kwargs_json, dict) if kwargs_json is not None else {}
+    return JobRequest(target, method, args=args, kwargs=kwargs, priority=priority, **options)
+
+
+def _split_params(params: str) -> list[str]:
+    """The seed's form: "test1,test2" is two string arguments; "" is none."""
+    return params.split(",") if params else []
+
+
+def _json_arg(flag: str, raw: str, kind: type) -> Any:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{flag} is not JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise InvalidInput(f"{flag} must be a JSON {'list' if kind is list else 'object'}")
+    return value
+
+
+@app.command("run-job")
+@command
+def run_job(
+    target: Target,
+    method: Method,
+    params: Params = "",
+    priority: Priority = None,
+    args_json: ArgsJson = None,
+    kwargs_json: KwargsJson = None,
+    queue: Queue = "default",
+    max_attempts: MaxAttempts = None,
+    timeout: Timeout = None,
+    sensitive: Sensitive = False,
+    background: Annotated[bool, typer.Option("--background", help="run in a detached process")] = False,
+) -> None:
+    """Run a job now (retries and follow-ups included), record it, and print how it ended."""
+    options = {"queue": queue, "max_attempts": max_attempts, "timeout": timeout, "sensitive": sensitive}
+    with connected() as client:
+        request = job_request(target, method, params, priority, args_json, kwargs_json, **options)
+        owner = new_owner("run-job")
+        rescue_once(client.store, client.settings, client.log, owner)
+        if background:
+            job_id = run_background_job(
+                client,
+                request.target,
+                request.method,
+                request.args,
+                request.priority,
+                queue=queue,
+                kwargs=request.kwargs,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                sensitive=sensitive,
+            )
+            print(f"Job {job_id} started in the background")
+            return
+        claim = claim_for(owner, new_token(), client.settings.lease_timeout)
+        job_id = client.enqueue(request, reserve=lease_until(claim, client.store.now()))
+        finished = OneShot(client.store, client.settings, client.log, claim).run(job_id)
+    for job in finished:
+        print(render.ending_line(job))
+    raise typer.Exit(int(_exit_for_chain([job.status for job in finished])))
+
+
+def _exit_for_chain(statuses: list[JobState]) -> Exit:
+    if JobState.FAILED in statuses:
+        return Exit.JOB_FAILED
+    if JobState.CANCELLED in statuses:
+        return Exit.CANCELLED
+    return Exit.OK
+
+
+@app.command()
+@command
+def enqueue(
+    target: Target,
+    method: Method,
+    params: Params = "",
+    priority: Priority = None,
+    args_json: ArgsJson = None,
+    kwargs_json: KwargsJson = None,
+    queue: Queue = "default",
+    max_attempts: MaxAttempts = None,
+    timeout: Timeout = None,
+    sensitive: Sensitive = False,
+    delay: Annotated[float, typer.Option("--delay", help="seconds from now")] = 0,
+    at: Annotated[str | None, typer.Option("--at", help="an ISO-8601 time (UTC unless it says)")] = None,
+) -> None:
+    """Record a job for the workers and print its id."""
+    if at is not None and delay:
+        raise InvalidInput("give --delay or --at, not both")
+    options = {"queue": queue, "max_attempts": max_attempts, "timeout": timeout, "sensitive": sensitive}
+    with connected() as client:
+        request = job_request(
+            target, method, params, priority, args_json, kwargs_json, delay=delay, at=_parse_at(at), **options
+        )
+        print(client.enqueue(request))
+
+
+def _parse_at(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"--at is not an ISO-8601 time: {raw!r}") from None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@app.command()
+@command
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    settings = load_settings()
+    store = SqlStore(settings.database_url)
+    try:
+        upgrade(store)
+    finally:
+        store.close()
+    print(f"database at {store.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+# jobs ---------------------------------------------------------------------------------------------------
+
+JobId = Annotated[int, typer.Argument(help="the job's id")]
+AsJson = Annotated[bool, typer.Option("--json", help="the stable JSON form (docs/cli.md)")]
+
+
+@jobs_app.command("list")
+@command
+def jobs_list(
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, running, completed, failed, cancelled")
+    ] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 100,
+    as_json: AsJson = False,
+) -> None:
+    """The newest jobs first."""
+    state = _state(status)
+    with connected() as client:
+        found = client.jobs(status=state, queue=queue, limit=limit)
+    if as_json:
+        render.print_json([job.to_json() for job in found])
+    else:
+        render.jobs_table(found)
+
+
+def _state(raw: str | None) -> JobState | None:
+    if raw is None:
+        return None
+    try:
+        return JobState(raw)
+    except ValueError:
+        raise InvalidInput(f"--status must be one of {', '.join(s.value for s in JobState)}") from None
+
+
+@jobs_app.command("show")
+@command
+def jobs_show(job_id: JobId, as_json: AsJson = False) -> None:
+    """One job with its attempts and follow-ups."""
+    with connected() as client:
+        job, attempts, follow_ups = client.get(job_id), client.attempts(job_id), client.follow_ups(job_id)
+    if as_json:
+        render.print_json(render.job_detail_json(job, attempts, follow_ups))
+    else:
+        render.job_detail(job, attempts, follow_ups)
+
+
+@jobs_app.command("cancel")
+@command
+def jobs_cancel(job_id: JobId) -> None:
+    """Cancel a pending job now, or stop a running one (its worker kills it within a second)."""
+    with connected() as client:
+        job = client.cancel(job_id)
+    if job.status is JobState.CANCELLED:
+        print(f"Job {job.id} cancelled")
+    else:
+        print(f"Job {job.id} is running: cancel requested")
+
+
+@jobs_app.command("retry")
+@command
+def jobs_retry(job_id: JobId) -> None:
+    """Send a failed or cancelled job back to pending with a fresh retry budget."""
+    with connected() as client:
+        job = client.retry(job_id)
+    print(f"Job {job.id} is pending again ({job.budget} more attempts)")
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug of ours: one line, not a traceback
+        print(f"errands: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(70)

@@ -1,0 +1,169 @@
+"""What user code, the CLI and the web use: enqueue, enqueue_many, get, list, cancel, retry.
+
+Every input is checked here, before anything is stored: the allow-list (without importing the target), JSON
+arguments, and the numbers' ranges. A bad input raises InvalidInput (or TargetNotAllowed) with one clear line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from errands.errors import InvalidInput, TargetNotAllowed
+from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob
+from errands.logs import JobLog
+from errands.settings import Settings
+from errands.store.base import JobFilter, RetryBudget, Store
+from errands.targets import check_allowed, normalize_method
+
+ThenStep = FollowUp | Sequence[Any]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """enqueue()'s arguments, as one value (enqueue_many takes a list of these)."""
+
+    target: str
+    method: str = ""
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] | None = None
+    priority: int | None = None
+    queue: str = "default"
+    delay: float = 0
+    at: datetime | None = None
+    timeout: float | None = None
+    max_attempts: int | None = None
+    then: Iterable[ThenStep] = ()
+    sensitive: bool = False
+
+
+class Client:
+    def __init__(self, settings: Settings, store: Store, log: JobLog | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.log = log or JobLog(settings.log_file, settings.error_log_file)
+
+    def close(self) -> None:
+        self.log.close()
+        self.store.close()
+
+    # create ---------------------------------------------------------------------------------------------
+
+    def new_job(self, request: JobRequest) -> NewJob:
+        """Validate a request into the value the store inserts. Refusals are written to the error log."""
+        method = normalize_method(request.target, request.method)
+        try:
+            check_allowed(request.target, method, self.settings.allowed_jobs)
+            then = tuple(self._then_step(step) for step in request.then)
+        except TargetNotAllowed as refusal:
+            self.log.refused(refusal.target, refusal.method, refusal.reason)
+            raise
+        return NewJob(
+            target=request.target,
+            method=method,
+            args=tuple(_json_value("args", list(request.args))),
+            kwargs=dict(_json_value("kwargs", dict(request.kwargs or {}))),
+            queue=_queue_name(request.queue),
+            priority=self.settings.default_priority if request.priority is None else _int("priority", request.priority),
+            max_attempts=_at_least("max_attempts", request.max_attempts, 1) or self.settings.max_retries,
+            attempts_pinned=request.max_attempts is not None,
+            delay_s=_non_negative("delay", request.delay),
+            scheduled_at=request.at.replace(tzinfo=None) if request.at else None,
+            timeout_s=_positive("timeout", request.timeout),
+            sensitive=request.sensitive,
+            then=then,
+        )
+
+    def _then_step(self, step: ThenStep) -> FollowUp:
+        if isinstance(step, FollowUp):
+            follow_up = step
+        else:
+            if len(step) not in (2, 3):
+                raise InvalidInput("then: each step is (target, method) or (target, method, args)")
+            args = tuple(step[2]) if len(step) == 3 else ()
+            follow_up = FollowUp(str(step[0]), normalize_method(str(step[0]), str(step[1])), args)
+        check_allowed(follow_up.target, follow_up.method, self.settings.allowed_jobs)
+        _json_value("then args", list(follow_up.args))
+        return follow_up
+
+    def enqueue(self, request: JobRequest, *, reserve: Lease | None = None) -> int:
+        new = self.new_job(request)
+        job_id = self.store.job_insert(new, reserve=reserve)
+        self.log.enqueued(self.store.job_get(job_id))
+        return job_id
+
+    def enqueue_many(self, requests: Iterable[JobRequest]) -> list[int]:
+        """All or nothing: every request is validated before the batch goes in, in one transaction."""
+        news = [self.new_job(request) for request in requests]
+        return self.store.jobs_insert_many(news)
+
+    # read and act ---------------------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        return self.store.job_get(job_id)
+
+    def jobs(self, status: JobState | None = None, queue: str | None = None, limit: int = 100) -> list[Job]:
+        return self.store.jobs_list(JobFilter(status=status, queue=queue, limit=limit))
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        return self.store.job_attempts(job_id)
+
+    def follow_ups(self, job_id: int) -> list[int]:
+        return self.store.job_follow_ups(job_id)
+
+    def cancel(self, job_id: int) -> Job:
+        job = self.store.job_cancel(job_id)
+        if job.status is JobState.CANCELLED:
+            self.log.cancelled(job)
+        else:
+            self.log.info(job, f"Job {job.id}: cancel requested while running")
+        return job
+
+    def retry(self, job_id: int) -> Job:
+        job = self.store.job_retry(job_id, RetryBudget(self.settings.max_retries))
+        self.log.info(job, f"Job {job.id} retried by hand: pending, {job.budget} more attempts")
+        return job
+
+
+def _json_value(name: str, value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{name} must be JSON values (no pickle): {exc}") from None
+
+
+def _queue_name(queue: str) -> str:
+    if not queue or len(queue) > 100 or not queue.isprintable() or queue.strip() != queue:
+        raise InvalidInput(f"queue must be 1-100 printable characters, got {queue!r}")
+    return queue
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _at_least(name: str, value: int | None, low: int) -> int | None:
+    if value is None:
+        return None
+    if _int(name, value) < low:
+        raise InvalidInput(f"{name} must be at least {low}, got {value}")
+    return int(value)
+
+
+def _non_negative(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != value:
+        raise InvalidInput(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _positive(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidInput(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,91 @@
+"""The job log and the error log: plain lines, appended (O_APPEND) by every process that runs jobs.
+
+Each line: `<UTC time> <LEVEL> job=<id> attempt=<n> <message>`. Sensitive jobs show redacted arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import IO
+
+from errands.clock import iso, utc_now
+from errands.jobs import ErrorInfo, Job
+
+
+class JobLog:
+    def __init__(self, log_file: Path, error_log_file: Path) -> None:
+        self._paths = (log_file, error_log_file)
+        self._files: dict[Path, IO[str]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            for handle in self._files.values():
+                handle.close()
+            self._files.clear()
+
+    def _write(self, path: Path, level: str, job_id: int | None, attempt: int | None, message: str) -> None:
+        where = f"job={job_id if job_id is not None else '-'} attempt={attempt if attempt is not None else '-'}"
+        head = f"{iso(utc_now())} {level} {where}"
+        first, *rest = message.splitlines() or [""]
+        # a traceback's lines carry the job and attempt too, so grep finds all of an attempt's story
+        line = f"{head} {first}\n" + "".join(f"{head} | {more}\n" for more in rest)
+        with self._lock:
+            handle = self._files.get(path)
+            if handle is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle = self._files[path] = path.open("a", encoding="utf-8")
+            handle.write(line)
+            handle.flush()
+
+    def info(self, job: Job | None, message: str, attempt: int | None = None) -> None:
+        self._write(self._paths[0], "INFO", job.id if job else None, attempt, message)
+
+    def error(self, job: Job | None, message: str, attempt: int | None = None, *, also_job_log: bool = True) -> None:
+        if also_job_log:
+            self._write(self._paths[0], "ERROR", job.id if job else None, attempt, message)
+        self._write(self._paths[1], "ERROR", job.id if job else None, attempt, message)
+
+    # the seed's lines ----------------------------------------------------------------------------------
+
+    def enqueued(self, job: Job) -> None:
+        self.info(job, f"Job queued: {job.display_name} on {job.queue} priority={job.priority}")
+
+    def executing(self, job: Job) -> None:
+        args, kwargs = job.shown_args()
+        payload: dict[str, object] = {"params": args}
+        if kwargs:
+            payload["kwargs"] = kwargs
+        self.info(job, f"Executing job: {job.display_name} {json.dumps(payload)}", job.attempts)
+        self.status(job, "running", job.attempts)
+
+    def status(self, job: Job, status: str, attempt: int | None = None) -> None:
+        self.info(job, f"Job {job.id} status: {status}", attempt)
+
+    def completed(self, job: Job, duration_s: float) -> None:
+        self.info(job, f"Job completed: {job.display_name} in {duration_s:.3f}s", job.attempts)
+        self.status(job, "completed", job.attempts)
+
+    def attempt_failed(self, job: Job, error: ErrorInfo, what: str = "failed") -> None:
+        detail = f"Job {job.id} attempt {job.attempts} {what}: {error.type}: {error.message}"
+        if error.traceback:
+            detail += "\n" + error.traceback.rstrip()
+        self.error(job, detail, job.attempts)
+
+    def retrying(self, job: Job, delay_s: float) -> None:
+        self.info(job, f"Job {job.id} will retry in {delay_s:.3f}s", job.attempts)
+        self.status(job, "pending", job.attempts)
+
+    def failed(self, job: Job, error: ErrorInfo) -> None:
+        self.error(job, f"Job {job.id} failed after {job.attempts} attempts: {error.message}", job.attempts)
+        self.status(job, "failed", job.attempts)
+
+    def cancelled(self, job: Job) -> None:
+        self.info(job, f"Job cancelled: {job.id}", job.attempts)
+        self.status(job, "cancelled", job.attempts)
+
+    def refused(self, target: str, method: str, reason: str, job: Job | None = None) -> None:
+        shown = f"{target}::{method}" if method else target
+        self.error(job, f"Refused job: {shown}: {reason}", job.attempts if job else None)

@@ -1,0 +1,92 @@
+"""Run one job now, with its retries and follow-ups, under this process's lease: `errands run-job` and the
+detached process of run_background_job(). Each attempt runs in a child process of a one-child pool, so a
+timeout or a cancel really stops it. Pending retries and follow-ups stay reserved to this process's lease,
+so no worker takes them; if this process dies, the lease expires and workers or the rescuer take over.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from errands.jobs import Job, JobState
+from errands.logs import JobLog
+from errands.settings import Settings
+from errands.store.base import Claim, Store
+from errands.worker.executor import AttemptResult, Pool
+from errands.worker.heartbeat import Heartbeat, lease_renewer
+from errands.worker.identity import lease_until
+from errands.worker.outcomes import outcome_for
+
+CANCEL_CHECK_S = 1.0
+
+
+@dataclass
+class OneShot:
+    store: Store
+    settings: Settings
+    log: JobLog
+    claim: Claim
+
+    def run(self, job_id: int) -> list[Job]:
+        """Run the job and every follow-up it creates; return them as they ended, in order."""
+        pool = Pool(1, self.settings.allowed_jobs, kill_grace_s=3.0)
+        pool.start()
+        beat = lease_renewer(self.store, self.claim.owner, lambda: [self.claim.token], self.claim.lease_s)
+        heartbeat = Heartbeat(self.settings.heartbeat_s, beat, self._heartbeat_failed).start()
+        finished: list[Job] = []
+        try:
+            todo = [job_id]
+            while todo:
+                current = todo.pop(0)
+                final, follow_ups = self._run_to_end(pool, current)
+                finished.append(final)
+                todo.extend(follow_ups)
+        finally:
+            heartbeat.stop()
+            pool.stop(release_running=False)
+        return finished
+
+    def _heartbeat_failed(self, exc: Exception) -> None:
+        self.log.error(None, f"lease renewal failed: {exc}")
+
+    def _run_to_end(self, pool: Pool, job_id: int) -> tuple[Job, list[int]]:
+        """Attempts until the job completes, fails or is cancelled."""
+        while True:
+            job = self._claim_when_due(job_id)
+            if job is None:
+                return self.store.job_get(job_id), []
+            self.log.executing(job)
+            result = self._attempt(pool, job)
+            reserve = lease_until(self.claim, self.store.now())
+            outcome = outcome_for(
+                result, self.settings, self.settings.retry_policy(), self.log, self.store.now(), reserve
+            )
+            [done] = self.store.jobs_finish([outcome])
+            if not done.recorded:
+                self.log.error(job, f"Job {job.id}: lease lost, outcome not recorded", job.attempts)
+                return self.store.job_get(job_id), []
+            if outcome.next_state is not JobState.PENDING:
+                return self.store.job_get(job_id), list(done.follow_up_ids)
+
+    def _claim_when_due(self, job_id: int) -> Job | None:
+        """Wait (reserved) until the job is due, then claim it; None if it left pending meanwhile."""
+        waiter = threading.Event()
+        while True:
+            job = self.store.job_get(job_id)
+            if job.status is not JobState.PENDING:
+                return None
+            wait_s = (job.scheduled_at - self.store.now()).total_seconds()
+            if wait_s <= 0:
+                return self.store.job_claim_by_id(job_id, self.claim)
+            waiter.wait(min(wait_s, CANCEL_CHECK_S))
+
+    def _attempt(self, pool: Pool, job: Job) -> AttemptResult:
+        timeout_s = job.timeout_s or self.settings.timeout
+        pool.submit(job, timeout_s)
+        while True:
+            ended = pool.wait(CANCEL_CHECK_S)
+            if ended:
+                return ended[0]
+            if self.store.jobs_cancel_requested([job.id]):
+                pool.cancel(job.id)

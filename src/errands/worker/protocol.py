@@ -1,0 +1,37 @@
+"""The messages between a supervising parent and a child that runs jobs: one JSON object per line.
+
+parent -> child   {"allowed_jobs": {...}}                                 once, first
+parent -> child   {"id": 7, "target": "...", "method": "...", "args": [...], "kwargs": {...}}
+child  -> parent  {"id": 7, "ok": true, "result": ..., "next": ["target", "method", [args]] | null}
+child  -> parent  {"id": 7, "ok": false, "refused": bool, "error": {"type", "message", "traceback", "mro"}}
+
+The child never touches the database: it runs what it is sent and reports back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from errands.jobs import ErrorInfo, FollowUp
+
+
+def error_to_json(error: ErrorInfo) -> dict[str, Any]:
+    return {
+        "type": error.type,
+        "message": error.message,
+        "traceback": error.traceback,
+        "mro": list(error.mro),
+    }
+
+
+def error_from_json(raw: dict[str, Any]) -> ErrorInfo:
+    return ErrorInfo(raw["type"], raw["message"], raw.get("traceback"), tuple(raw.get("mro", ())))
+
+
+def follow_up_from_next(raw: list[Any] | None, parent_target: str) -> FollowUp | None:
+    """next_job() returns (method, args) for the same class, or (target, method, args)."""
+    if raw is None:
+        return None
+    if len(raw) == 2:
+        return FollowUp(parent_target, str(raw[0]), tuple(raw[1]))
+    return FollowUp(str(raw[0]), str(raw[1]), tuple(raw[2]))
