@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,12 +29,14 @@ from errands.errors import (
     StoreError,
 )
 from errands.jobs import JobState
+from errands.logs import JobLog
 from errands.settings import load_settings
 from errands.spawn import run_background_job
 from errands.store import open_store
 from errands.store.migrate import upgrade
 from errands.store.sql import SqlStore
 from errands.worker.identity import claim_for, lease_until, new_owner, new_token
+from errands.worker.loop import Worker, WorkerOptions
 from errands.worker.maintenance import rescue_once
 from errands.worker.oneshot import OneShot
 
@@ -314,6 +317,74 @@ def jobs_retry(job_id: JobId) -> None:
     with connected() as client:
         job = client.retry(job_id)
     print(f"Job {job.id} is pending again ({job.budget} more attempts)")
+
+
+# the worker ---------------------------------------------------------------------------------------------
+
+
+@app.command("worker")
+@command
+def worker_command(
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="a queue to take jobs from (repeat); all when none")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=256, help="child processes running jobs")
+    ] = 2,
+    burst: Annotated[bool, typer.Option("--burst", help="exit 0 once nothing is due")] = False,
+    max_jobs_per_child: Annotated[int | None, typer.Option("--max-jobs-per-child", min=1)] = None,
+    grace: Annotated[float | None, typer.Option("--grace", min=0, help="seconds running jobs get at shutdown")] = None,
+    prefetch: Annotated[
+        int | None, typer.Option("--prefetch", min=0, help="jobs claimed ahead of free children")
+    ] = None,
+) -> None:
+    """Process the queue: claim due jobs in priority order and run them in supervised child processes."""
+    overrides: dict[str, Any] = {}
+    if max_jobs_per_child is not None:
+        overrides["max_jobs_per_child"] = max_jobs_per_child
+    settings = load_settings(**overrides)
+    store = open_store(settings.database_url)
+    log = JobLog(settings.log_file, settings.error_log_file)
+    options = WorkerOptions(tuple(queue or ()), concurrency, burst, prefetch, grace)
+    worker = Worker(store, settings, log, options)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: worker.request_stop())
+    try:
+        code = worker.run()
+    finally:
+        store.close()
+        log.close()
+    raise typer.Exit(code)
+
+
+app.command("process", help="An alias of `worker` (the seed's jobs:process).")(worker_command)
+
+
+@app.command("workers")
+@command
+def workers_command(as_json: AsJson = False) -> None:
+    """The live workers: those whose heartbeat is recent."""
+    settings = load_settings()
+    store = open_store(settings.database_url)
+    try:
+        live = store.workers_list(alive_within_s=settings.lease_timeout)
+    finally:
+        store.close()
+    if as_json:
+        render.print_json([render.worker_json(w) for w in live])
+    else:
+        render.workers_table(live)
+
+
+@app.command("prune")
+@command
+def prune_command(
+    older_than: Annotated[float, typer.Option("--older-than", min=0, help="seconds since the job finished")],
+) -> None:
+    """Delete finished jobs (completed, failed, cancelled) and their attempts."""
+    with connected() as client:
+        removed = client.store.jobs_prune(older_than)
+    print(f"pruned {removed} finished jobs")
 
 
 def main() -> None:

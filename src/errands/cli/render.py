@@ -70,6 +70,18 @@ def job_detail(job: Job, attempts: list[Attempt], follow_ups: list[int]) -> None
     out.print(table)
 
 
+def worker_json(w: WorkerInfo) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "host": w.host,
+        "pid": w.pid,
+        "queues": list(w.queues),
+        "concurrency": w.concurrency,
+        "started_at": iso(w.started_at),
+        "heartbeat_at": iso(w.heartbeat_at),
+    }
+
+
 def workers_table(workers: list[WorkerInfo]) -> None:
     table = Table("id", "host", "pid", "queues", "concurrency", "started", "heartbeat")
     for w in workers:

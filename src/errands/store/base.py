@@ -7,7 +7,7 @@ or driver exceptions (a driver error surfaces as StoreError with the driver's ex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -86,6 +86,10 @@ class WorkerInfo:
 @dataclass(frozen=True)
 class RetryBudget:
     attempts: int  # attempts in the fresh budget
+
+
+class Listener(Protocol):
+    def stop(self) -> None: ...
 
 
 class Store(Protocol):
@@ -168,6 +172,11 @@ class Store(Protocol):
 
     def lock_acquire(self, name: str, owner: str, ttl_s: float, *, now: datetime | None = None) -> bool:
         """Take or renew a named lease; False while another owner holds it unexpired."""
+        ...
+
+    def listen(self, callback: Callable[[str, str], None]) -> Listener | None:
+        """Call back (channel, payload) on enqueues and cancel requests, where the backend can push them
+        (PostgreSQL LISTEN/NOTIFY); None where the caller must poll."""
         ...
 
     def jobs_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Leas
 from errands.store import claim as claims
 from errands.store import engine as engines
 from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, WorkerInfo
+from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, PgListener, notify
 from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
 
@@ -65,6 +66,8 @@ class SqlStore:
 
     def _insert(self, conn: Connection, new: NewJob, now: datetime, reserve: Lease | None) -> int:
         result = conn.execute(insert(jobs).values(job_values(new, now, reserve)))
+        if reserve is None and not new.delay_s and new.scheduled_at is None:
+            notify(conn, JOBS_CHANNEL, new.queue)
         key = result.inserted_primary_key
         assert key is not None
         return int(key[0])
@@ -78,7 +81,9 @@ class SqlStore:
             if self.dialect == "mysql" and not conn.dialect.insert_returning:
                 return [self._insert(conn, new, moment, None) for new in news]
             stmt = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
-            return [int(row.id) for row in conn.execute(stmt, rows)]
+            ids = [int(row.id) for row in conn.execute(stmt, rows)]
+            notify(conn, JOBS_CHANNEL, "*")
+            return ids
 
     def job_get(self, job_id: int) -> Job:
         with self._tx(write=False) as conn:
@@ -238,6 +243,8 @@ class SqlStore:
             if not done:
                 running = update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobState.RUNNING.value)
                 done = conn.execute(running.values(cancel_requested=True)).rowcount
+                if done:
+                    notify(conn, CANCEL_CHANNEL, str(job_id))
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise JobNotFound(job_id)
@@ -264,6 +271,8 @@ class SqlStore:
                 )
             )
             done = conn.execute(stmt).rowcount
+            if done:
+                notify(conn, JOBS_CHANNEL, "*")
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise JobNotFound(job_id)
@@ -341,6 +350,12 @@ class SqlStore:
                 conn.execute(delete(attempts).where(attempts.c.job_id.in_(chunk)))
                 conn.execute(delete(jobs).where(jobs.c.id.in_(chunk)))
         return len(ids)
+
+    def listen(self, callback: Callable[[str, str], None]) -> PgListener | None:
+        """Start a listener that calls back on enqueues and cancels (PostgreSQL); None where workers poll."""
+        if self.dialect != "postgresql":
+            return None
+        return PgListener(self.engine.url, callback).start()
 
     def schema_version(self) -> str | None:
         """The applied Alembic revision, or None for an empty database."""

@@ -55,7 +55,7 @@ def child_popen_kwargs() -> dict[str, Any]:
 
 
 class Child:
-    def __init__(self, allowed: Mapping[str, Sequence[str]], replies: queue.Queue[tuple[Child, Any]]) -> None:
+    def __init__(self, allowed: Mapping[str, Sequence[str]], replies: queue.Queue[tuple[Child | None, Any]]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "errands.worker.child"],
             stdin=subprocess.PIPE,
@@ -131,7 +131,7 @@ class Pool:
     allowed: Mapping[str, Sequence[str]]
     max_jobs_per_child: int = 1000
     kill_grace_s: float = 3.0
-    _replies: queue.Queue[tuple[Child, Any]] = field(default_factory=queue.Queue)
+    _replies: queue.Queue[tuple[Child | None, Any]] = field(default_factory=queue.Queue)
     _children: list[Child] = field(default_factory=list)
     _stopping: bool = False
 
@@ -159,8 +159,13 @@ class Pool:
                 return True
         return False
 
+    def wake(self) -> None:
+        """Make a wait() in progress return now (a notification, a signal); safe from any thread."""
+        self._replies.put((None, None))
+
     def wait(self, timeout_s: float) -> list[AttemptResult]:
-        """Results that ended within `timeout_s` (at least one, unless the time ran out)."""
+        """Results that ended within `timeout_s`: returns at the first (with any others already in), when
+        woken, or when the time runs out."""
         ended: list[AttemptResult] = []
         deadline = time.monotonic() + timeout_s
         while True:
@@ -174,6 +179,8 @@ class Pool:
                 if time.monotonic() >= deadline:
                     return ended
                 continue
+            if child is None:  # wake()
+                return ended
             result = self._on_reply(child, reply)
             if result is not None:
                 ended.append(result)

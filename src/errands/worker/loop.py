@@ -1,0 +1,197 @@
+"""The worker: claim -> execute -> record, in batches, under heartbeat-renewed leases.
+
+One parent process supervises a pool of child processes (executor.Pool). The parent claims due jobs in
+batches sized to free capacity and keeps them in a local buffer, hands them to idle children one at a time,
+and records the outcomes that arrive together in one transaction. Every job it holds is leased; a thread
+renews the leases, so a busy job is never taken for a dead one, and every write is fenced by the lease token.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from errands.jobs import Job
+from errands.logs import JobLog
+from errands.settings import Settings
+from errands.store.base import Listener, Store, WorkerInfo
+from errands.worker.executor import AttemptResult, Ending, Pool
+from errands.worker.heartbeat import Heartbeat
+from errands.worker.identity import claim_for, new_owner, new_token
+from errands.worker.maintenance import rescue_once
+from errands.worker.outcomes import outcome_for
+
+CANCEL_CHECK_S = 1.0
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    queues: tuple[str, ...] = ()
+    concurrency: int = 2
+    burst: bool = False
+    prefetch: int | None = None  # jobs claimed ahead of free children; default: one per child
+    grace_s: float | None = None  # default: settings.grace
+
+
+@dataclass
+class Worker:
+    store: Store
+    settings: Settings
+    log: JobLog
+    options: WorkerOptions
+    id: str = field(default_factory=lambda: new_owner("worker"))
+    stopping: bool = False
+    forced: bool = False
+    buffer: deque[Job] = field(default_factory=deque)
+    held: dict[int, Job] = field(default_factory=dict)  # claimed and not yet recorded: buffered or running
+
+    def __post_init__(self) -> None:
+        self.pool = Pool(self.options.concurrency, self.settings.allowed_jobs, self.settings.max_jobs_per_child)
+        self.policy = self.settings.retry_policy()
+        self._cancel_now = threading.Event()
+        self._next_cancel_check = 0.0
+        self._next_rescue = 0.0
+        self._listener: Listener | None = None
+        self._heartbeat: Heartbeat | None = None
+
+    # life cycle ----------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Until stopped (or, with burst, until nothing is due); returns the exit code."""
+        self.start()
+        try:
+            while True:
+                progress = self.run_once()
+                if self.stopping or (self.options.burst and not self.held and not progress):
+                    break
+        finally:
+            self.shutdown()
+        return 0
+
+    def start(self) -> None:
+        self.pool.start()
+        now = self.store.now()
+        info = WorkerInfo(
+            self.id, socket.gethostname(), os.getpid(), self.options.queues, self.options.concurrency, now, now
+        )
+        self.store.worker_register(info)
+        self._listener = self.store.listen(self._on_notification)
+        self._heartbeat = Heartbeat(self.settings.heartbeat_s, self._beat, self._beat_failed).start()
+        self.log.info(
+            None,
+            f"Worker {self.id} started: queues={','.join(self.options.queues) or '*'} "
+            f"concurrency={self.options.concurrency}",
+        )
+
+    def request_stop(self) -> None:
+        """From a signal handler: the first stops claiming and starts the grace; a second forces the stop."""
+        self.forced = self.stopping
+        self.stopping = True
+        self.pool.wake()
+
+    def shutdown(self) -> None:
+        """Release what is buffered, give running jobs the grace, then stop the rest and release them."""
+        self.stopping = True
+        self._record([AttemptResult(job, Ending.RELEASED, 0.0) for job in self.buffer])
+        self.buffer.clear()
+        deadline = time.monotonic() + (self.settings.grace if self.options.grace_s is None else self.options.grace_s)
+        while self.pool.busy_jobs() and time.monotonic() < deadline and not self.forced:
+            self._record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
+        self._record(self.pool.stop(release_running=True))
+        if self._heartbeat:
+            self._heartbeat.stop()
+        if self._listener:
+            self._listener.stop()
+        self.store.worker_deregister(self.id)
+        self.log.info(None, f"Worker {self.id} stopped")
+
+    # one step ------------------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them. Returns how
+        many jobs it claimed plus how many outcomes it recorded (0: nothing happened)."""
+        self._maybe_rescue()
+        claimed = 0 if self.stopping else self._fill()
+        self._dispatch()
+        idle = not self.held
+        wait_s = self.settings.poll_interval if idle else CANCEL_CHECK_S
+        if self.options.burst and idle and not claimed:
+            wait_s = 0.0
+        ended = self.pool.wait(min(wait_s, self._until_next_duty()))
+        self._record(ended)
+        self._check_cancels()
+        return claimed + len(ended)
+
+    def _fill(self) -> int:
+        running = len(self.pool.busy_jobs())
+        if len(self.buffer) > 0:
+            return 0
+        prefetch = self.options.concurrency if self.options.prefetch is None else self.options.prefetch
+        want = self.options.concurrency + prefetch - running
+        if want <= 0:
+            return 0
+        claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues)
+        jobs = self.store.jobs_claim(claim, want)
+        for job in jobs:
+            self.buffer.append(job)
+            self.held[job.id] = job
+        return len(jobs)
+
+    def _dispatch(self) -> None:
+        while self.buffer and self.pool.idle():
+            job = self.buffer.popleft()
+            self.log.executing(job)
+            self.pool.submit(job, job.timeout_s or self.settings.timeout)
+
+    def _record(self, results: list[AttemptResult]) -> None:
+        if not results:
+            return
+        now = self.store.now()
+        outcomes = [outcome_for(r, self.settings, self.policy, self.log, now) for r in results]
+        for done in self.store.jobs_finish(outcomes):
+            job = self.held.pop(done.job_id, None)
+            if not done.recorded and job is not None:
+                self.log.error(job, f"Job {job.id}: lease lost before its outcome was recorded", job.attempts)
+
+    # duties on a clock ---------------------------------------------------------------------------------
+
+    def _until_next_duty(self) -> float:
+        now = time.monotonic()
+        return max(0.0, min(self._next_rescue, self._next_cancel_check if self.held else float("inf")) - now)
+
+    def _maybe_rescue(self) -> None:
+        if time.monotonic() >= self._next_rescue:
+            self._next_rescue = time.monotonic() + self.settings.rescue_interval
+            rescue_once(self.store, self.settings, self.log, self.id)
+
+    def _check_cancels(self) -> None:
+        if not self.held or (time.monotonic() < self._next_cancel_check and not self._cancel_now.is_set()):
+            return
+        self._cancel_now.clear()
+        self._next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+        for job_id in self.store.jobs_cancel_requested(list(self.held)):
+            buffered = next((job for job in self.buffer if job.id == job_id), None)
+            if buffered is not None:
+                self.buffer.remove(buffered)
+                self._record([AttemptResult(buffered, Ending.CANCELLED, 0.0)])
+            else:
+                self.pool.cancel(job_id)
+
+    # threads -------------------------------------------------------------------------------------------
+
+    def _on_notification(self, channel: str, payload: str) -> None:
+        if channel == "errands_cancel":
+            self._cancel_now.set()
+        self.pool.wake()
+
+    def _beat(self) -> None:
+        tokens = sorted({job.lease.token for job in list(self.held.values()) if job.lease})
+        self.store.leases_renew(self.id, tokens, self.settings.lease_timeout)
+        self.store.worker_heartbeat(self.id)
+
+    def _beat_failed(self, exc: Exception) -> None:
+        self.log.error(None, f"Worker {self.id}: heartbeat failed: {exc}")
