@@ -71,8 +71,13 @@ class Child:
         self.deadline: float | None = None
         self.kill_reason: Ending | None = None
         self.kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
+        self.retired = False  # stdin closed: it finishes and exits, and takes no more jobs
         self._send({"allowed_jobs": {k: list(v) for k, v in allowed.items()}})
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
+
+    @property
+    def accepts_jobs(self) -> bool:
+        return self.job is None and self.kill_reason is None and not self.retired
 
     @property
     def pid(self) -> int:
@@ -117,6 +122,7 @@ class Child:
 
     def retire(self) -> None:
         """No more jobs: closing stdin ends the child's loop."""
+        self.retired = True
         try:
             self._stdin.close()
         except OSError:
@@ -140,14 +146,14 @@ class Pool:
             self._children.append(Child(self.allowed, self._replies))
 
     def idle(self) -> int:
-        return sum(1 for c in self._children if c.job is None and c.kill_reason is None)
+        return sum(1 for c in self._children if c.accepts_jobs)
 
     def busy_jobs(self) -> list[Job]:
         return [c.job for c in self._children if c.job is not None]
 
     def submit(self, job: Job, timeout_s: float | None) -> None:
         for child in self._children:
-            if child.job is None and child.kill_reason is None:
+            if child.accepts_jobs:
                 child.start(job, timeout_s)
                 return
         raise RuntimeError("no idle child")  # callers check idle() first
