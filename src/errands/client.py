@@ -7,11 +7,13 @@ arguments, and the numbers' ranges. A bad input raises InvalidInput (or TargetNo
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from errands.clock import utc_now
 from errands.errors import InvalidInput, TargetNotAllowed
 from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob
 from errands.logs import JobLog
@@ -64,14 +66,14 @@ class Client:
         return NewJob(
             target=request.target,
             method=method,
-            args=tuple(_json_value("args", list(request.args))),
-            kwargs=dict(_json_value("kwargs", dict(request.kwargs or {}))),
+            args=tuple(_json_value("args", _arg_list("args", request.args))),
+            kwargs=dict(_json_value("kwargs", _kwarg_dict("kwargs", request.kwargs))),
             queue=_queue_name(request.queue),
             priority=self.settings.default_priority if request.priority is None else _int("priority", request.priority),
             max_attempts=_at_least("max_attempts", request.max_attempts, 1) or self.settings.max_retries,
             attempts_pinned=request.max_attempts is not None,
-            delay_s=_non_negative("delay", request.delay),
-            scheduled_at=request.at.replace(tzinfo=None) if request.at else None,
+            delay_s=_delay(request.delay),
+            scheduled_at=_naive_utc(request.at) if request.at else None,
             timeout_s=_positive("timeout", request.timeout),
             sensitive=request.sensitive,
             then=then,
@@ -83,10 +85,11 @@ class Client:
         else:
             if len(step) not in (2, 3):
                 raise InvalidInput("then: each step is (target, method) or (target, method, args)")
-            args = tuple(step[2]) if len(step) == 3 else ()
+            args = tuple(_arg_list("then args", step[2])) if len(step) == 3 else ()
             follow_up = FollowUp(str(step[0]), normalize_method(str(step[0]), str(step[1])), args)
         check_allowed(follow_up.target, follow_up.method, self.settings.allowed_jobs)
         _json_value("then args", list(follow_up.args))
+        _json_value("then kwargs", _kwarg_dict("then kwargs", follow_up.kwargs))
         return follow_up
 
     def enqueue(self, request: JobRequest, *, reserve: Lease | None = None) -> int:
@@ -135,15 +138,33 @@ def _json_value(name: str, value: Any) -> Any:
         raise InvalidInput(f"{name} must be JSON values (no pickle): {exc}") from None
 
 
+def _arg_list(name: str, value: Any) -> list[Any]:
+    # a str is a Sequence too: "abc" must not become ["a", "b", "c"]
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        raise InvalidInput(f"{name} must be a list of JSON values, got {type(value).__name__}")
+    return list(value)
+
+
+def _kwarg_dict(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise InvalidInput(f"{name} must be a mapping with str keys, got {value!r}")
+    return dict(value)
+
+
 def _queue_name(queue: str) -> str:
     if not queue or len(queue) > 100 or not queue.isprintable() or queue.strip() != queue:
         raise InvalidInput(f"queue must be 1-100 printable characters, got {queue!r}")
     return queue
 
 
+_INT_RANGE = range(-(2**31), 2**31)  # the columns are 32-bit INTEGER on every backend
+
+
 def _int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value not in _INT_RANGE:
+        raise InvalidInput(f"{name} must be a 32-bit integer, got {value!r}")
     return int(value)
 
 
@@ -156,14 +177,28 @@ def _at_least(name: str, value: int | None, low: int) -> int | None:
 
 
 def _non_negative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != value:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 and math.isfinite(value)):
         raise InvalidInput(f"{name} must be a number of seconds >= 0, got {value!r}")
     return float(value)
+
+
+def _delay(value: float) -> float:
+    seconds = _non_negative("delay", value)
+    try:  # the store adds it to its clock: a delay past year 9999 would raise OverflowError there
+        utc_now() + timedelta(seconds=seconds)
+    except OverflowError:
+        raise InvalidInput(f"delay is too far in the future, got {value!r}") from None
+    return seconds
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """The store keeps naive UTC: an aware time is converted, not just stripped of its zone."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def _positive(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (value > 0 and math.isfinite(value)):
         raise InvalidInput(f"{name} must be a number of seconds > 0, got {value!r}")
     return float(value)

@@ -19,8 +19,22 @@ class JobLog:
         self._paths = (log_file, error_log_file)
         self._files: dict[Path, IO[str]] = {}
         self._lock = threading.Lock()
+        self._held: dict[Path, list[str]] | None = None  # lines waiting for flush(), in hold mode
+
+    def hold(self) -> None:
+        """From now on lines wait for flush(): one write per file per step of a busy loop."""
+        with self._lock:
+            self._held = self._held or {}
+
+    def flush(self) -> None:
+        with self._lock:
+            for path, lines in (self._held or {}).items():
+                if lines:
+                    self._append(path, "".join(lines))
+                    lines.clear()
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             for handle in self._files.values():
                 handle.close()
@@ -33,12 +47,18 @@ class JobLog:
         # a traceback's lines carry the job and attempt too, so grep finds all of an attempt's story
         line = f"{head} {first}\n" + "".join(f"{head} | {more}\n" for more in rest)
         with self._lock:
-            handle = self._files.get(path)
-            if handle is None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                handle = self._files[path] = path.open("a", encoding="utf-8")
-            handle.write(line)
-            handle.flush()
+            if self._held is not None:
+                self._held.setdefault(path, []).append(line)
+            else:
+                self._append(path, line)
+
+    def _append(self, path: Path, text: str) -> None:
+        handle = self._files.get(path)
+        if handle is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._files[path] = path.open("a", encoding="utf-8")
+        handle.write(text)
+        handle.flush()
 
     def info(self, job: Job | None, message: str, attempt: int | None = None) -> None:
         self._write(self._paths[0], "INFO", job.id if job else None, attempt, message)

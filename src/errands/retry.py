@@ -20,6 +20,7 @@ class Backoff(StrEnum):
 class RetryDecision:
     retry: bool
     at: datetime | None = None  # when the next attempt is due, if retry
+    delay_s: float = 0.0  # the same, as seconds from the decision
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based, within the budget)."""
         if self.backoff is Backoff.FIXED:
             return float(self.delay_s)
-        base = float(min(self.max_delay_s, self.delay_s * 2 ** max(0, attempt - 1)))
+        # a float power, its exponent capped: delay_s * 2 ** 1100 (an int) can't become a float (OverflowError),
+        # while a float product too large is inf, which the cap brings back to max_delay_s
+        base = float(min(self.max_delay_s, self.delay_s * 2.0 ** min(max(0, attempt - 1), 1023)))
         if not self.jitter:
             return base
         # "equal jitter": at least half the step, so retries still spread out without collapsing to zero
@@ -54,7 +57,8 @@ class RetryPolicy:
         """`job` is the row as it was claimed: its attempts include the one that just failed."""
         if job.charged_attempts >= self.attempts_allowed(job, error):
             return RetryDecision(retry=False)
-        return RetryDecision(retry=True, at=now + timedelta(seconds=self.delay_for(job.charged_attempts, rng)))
+        delay_s = self.delay_for(job.charged_attempts, rng)
+        return RetryDecision(retry=True, at=now + timedelta(seconds=delay_s), delay_s=delay_s)
 
 
 def exception_names(exc: BaseException) -> tuple[str, ...]:

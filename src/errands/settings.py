@@ -28,8 +28,9 @@ CONFIG_ENV = "ERRANDS_CONFIG"
 
 
 def _seed_alias(name: str) -> Any:
-    """ERRANDS_<NAME> wins over the seed's JOB_<NAME>; the bare name serves errands.toml."""
-    return AliasChoices(f"ERRANDS_{name.upper()}", f"JOB_{name.upper()}", name)
+    """ERRANDS_<NAME> wins over the seed's JOB_<NAME>; errands.toml uses the field's name (populate_by_name).
+    The bare name is no alias: it would make a MAX_RETRIES variable (or .env line) of the application ours."""
+    return AliasChoices(f"ERRANDS_{name.upper()}", f"JOB_{name.upper()}")
 
 
 class Settings(BaseSettings):
@@ -81,7 +82,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = _StrictToml(settings_cls, toml_file=config_path())
-        return (init_settings, env_settings, dotenv_settings, toml)
+        return (init_settings, _Shadowed(env_settings), _Shadowed(dotenv_settings), _Shadowed(toml))
 
     @property
     def heartbeat_s(self) -> float:
@@ -97,6 +98,29 @@ class Settings(BaseSettings):
         )
 
 
+class _Shadowed(PydanticBaseSettingsSource):
+    """A source whose tables (allowed_jobs, exception_retries) give way whole to a higher source's.
+
+    pydantic-settings deep-merges dicts across sources, so ERRANDS_ALLOWED_JOBS would only add to the
+    allow-list in errands.toml; overriding a key must replace it, above all the allow-list.
+    """
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        higher = self.current_state  # what the sources above this one set
+        return {
+            key: value
+            for key, value in self._inner().items()
+            if not (isinstance(value, dict) and isinstance(higher.get(key), dict))
+        }
+
+
 class _StrictToml(TomlConfigSettingsSource):
     """errands.toml is ours alone, so an unknown key there is a mistake worth stopping for."""
 
@@ -105,6 +129,14 @@ class _StrictToml(TomlConfigSettingsSource):
             if key not in Settings.model_fields:
                 raise ConfigError(key, f"unknown key in {config_path()}")
         return super().__call__()
+
+
+_FIELD_BY_ALIAS = {
+    str(alias).upper(): name
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+    for alias in info.validation_alias.choices
+}
 
 
 def config_path() -> Path:
@@ -122,5 +154,8 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "settings"
+        loc = [str(part) for part in first["loc"]]
+        if loc:  # an aliased field reports its first alias (ERRANDS_MAX_RETRIES) whatever source set it
+            loc[0] = _FIELD_BY_ALIAS.get(loc[0].upper(), loc[0])
+        key = ".".join(loc) or "settings"
         raise ConfigError(key, first["msg"]) from None

@@ -54,6 +54,7 @@ class Outcome:
     result: Any = None
     error: ErrorInfo | None = None
     retry_at: datetime | None = None
+    retry_in_s: float | None = None  # instead of retry_at: seconds after the database's now at the write
     follow_ups: tuple[NewJob, ...] = ()
     reserve: Lease | None = None
 

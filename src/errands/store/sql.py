@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from errands.clock import utc_now
@@ -22,7 +22,7 @@ from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
 
 _FINISHED = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
-_NOW_SQL = {"postgresql": "SELECT LOCALTIMESTAMP", "mysql": "SELECT UTC_TIMESTAMP(6)"}
+_NOW_SQL = {"postgresql": "SELECT now() AT TIME ZONE 'UTC'", "mysql": "SELECT UTC_TIMESTAMP(6)"}
 
 
 class SqlStore:
@@ -157,7 +157,32 @@ class SqlStore:
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
         with self._tx() as conn:
             moment = self._now(conn, now)
-            return [self._finish_one(conn, outcome, moment) for outcome in outcomes]
+            plain = [o for o in outcomes if o.next_state is JobState.COMPLETED and not o.follow_ups]
+            done = {f.job_id: f for f in self._finish_plain(conn, plain, moment)}
+            for outcome in outcomes:
+                if outcome.job_id not in done:
+                    done[outcome.job_id] = self._finish_one(conn, outcome, moment)
+        return [done[outcome.job_id] for outcome in outcomes]
+
+    def _finish_plain(self, conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> list[Finished]:
+        """The common case, completions without follow-ups, as one statement per table: lock the rows whose
+        lease is still the outcome's, then update those (executemany) and their attempt rows."""
+        if not outcomes:
+            return []
+        locked = (
+            select(jobs.c.id, jobs.c.lease_token)
+            .where(jobs.c.id.in_([o.job_id for o in outcomes]), jobs.c.status == JobState.RUNNING.value)
+            .with_for_update()
+        )
+        current = {(int(row.id), row.lease_token) for row in conn.execute(locked)}
+        mine = [o for o in outcomes if (o.job_id, o.token) in current]
+        if mine:
+            job_rows = [{"b_id": o.job_id, "b_result": dumps(o.result)} for o in mine]
+            conn.execute(_COMPLETE.values(finished_at=now), job_rows)
+            attempt_rows = [{"b_job_id": o.job_id, "b_number": o.attempt} for o in mine]
+            conn.execute(_ATTEMPT_COMPLETED.values(finished_at=now), attempt_rows)
+        recorded = {o.job_id for o in mine}
+        return [Finished(o.job_id, recorded=o.job_id in recorded) for o in outcomes]
 
     def _finish_one(self, conn: Connection, outcome: Outcome, now: datetime) -> Finished:
         guarded = update(jobs).where(
@@ -227,7 +252,11 @@ class SqlStore:
     def jobs_cancel_requested(self, job_ids: Sequence[int]) -> list[int]:
         if not job_ids:
             return []
-        stmt = select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)), jobs.c.cancel_requested.is_(True))
+        stmt = select(jobs.c.id).where(
+            jobs.c.id.in_(list(job_ids)),
+            jobs.c.status == JobState.RUNNING.value,
+            jobs.c.cancel_requested.is_(True),
+        )
         with self._tx(write=False) as conn:
             return [int(row.id) for row in conn.execute(stmt)]
 
@@ -367,6 +396,28 @@ class SqlStore:
         return None if version is None else str(version)
 
 
+# executemany statements of _finish_plain (their rows are locked and checked first)
+_COMPLETE = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("b_id"))
+    .values(
+        status=JobState.COMPLETED.value,
+        result=bindparam("b_result"),
+        error_type=None,
+        error_message=None,
+        error_traceback=None,
+        lease_owner=None,
+        lease_token=None,
+        lease_expires_at=None,
+    )
+)
+_ATTEMPT_COMPLETED = (
+    update(attempts)
+    .where(attempts.c.job_id == bindparam("b_job_id"), attempts.c.number == bindparam("b_number"))
+    .values(outcome=AttemptOutcome.COMPLETED.value)
+)
+
+
 def _first_line(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or exc
     return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
@@ -387,7 +438,12 @@ def _finish_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
     if outcome.next_state is JobState.COMPLETED:
         values.update(finished_at=now, result=dumps(outcome.result), **_error_values(None))
     elif outcome.next_state is JobState.PENDING:
-        values["scheduled_at"] = outcome.retry_at or now
+        # an operator's cancel request outlives the attempt: the job ends cancelled instead of going back
+        values["status"] = case(
+            (jobs.c.cancel_requested.is_(True), JobState.CANCELLED.value), else_=JobState.PENDING.value
+        )
+        values["finished_at"] = case((jobs.c.cancel_requested.is_(True), now), else_=None)
+        values["scheduled_at"] = outcome.retry_at or now + timedelta(seconds=outcome.retry_in_s or 0.0)
         if outcome.outcome in (AttemptOutcome.RELEASED, AttemptOutcome.LOST):
             # a shutdown or a crash doesn't spend the retry budget (the crash budget counts the latter)
             values.update(uncharged_attempts=jobs.c.uncharged_attempts + 1, max_attempts=jobs.c.max_attempts + 1)
@@ -413,6 +469,8 @@ def _lost_values(job: Job, spent: bool, now: datetime) -> dict[str, Any]:
     }
     if spent:
         values.update(status=JobState.FAILED.value, finished_at=now)
+    elif job.cancel_requested:  # the operator asked it to stop: it doesn't run again
+        values.update(status=JobState.CANCELLED.value, finished_at=now)
     else:  # a lost attempt doesn't spend the retry budget; the crash budget counts it
         values.update(
             status=JobState.PENDING.value,

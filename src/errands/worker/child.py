@@ -1,7 +1,8 @@
 """A child process that runs jobs: `python -m errands.worker.child`. It imports job code once and is reused.
 
-The protocol travels on the original stdout; the job's own prints go to stderr, so a job that prints can't
-corrupt a reply.
+The protocol travels on the original stdin and stdout; the job's own prints go to stderr, so a job that prints
+can't corrupt a reply, and its stdin is /dev/null, so a job that reads input gets EOF instead of blocking on (or
+swallowing) the protocol.
 """
 
 from __future__ import annotations
@@ -56,10 +57,14 @@ def run_one(message: dict[str, Any], allowed: AllowList) -> dict[str, Any]:
 def main() -> None:
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    hello = json.loads(sys.stdin.readline())
+    commands = os.fdopen(os.dup(sys.stdin.fileno()), "r", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, sys.stdin.fileno())
+    os.close(devnull)
+    hello = json.loads(commands.readline())
     allowed: AllowList = hello["allowed_jobs"]
     protocol.write('{"ready": true}\n')
-    for line in sys.stdin:
+    for line in commands:
         reply = run_one(json.loads(line), allowed)
         protocol.write(dumps(reply) + "\n")  # a result JSON can't hold travels as its str()
 

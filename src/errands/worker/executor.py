@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from enum import StrEnum
 from typing import IO, Any
 
 from errands.jobs import ErrorInfo, FollowUp, Job, dumps
+from errands.worker.mux import Mux, new_mux
 from errands.worker.protocol import error_from_json, follow_up_from_next
 
 POSIX = os.name == "posix"
@@ -55,7 +54,7 @@ def child_popen_kwargs() -> dict[str, Any]:
 
 
 class Child:
-    def __init__(self, allowed: Mapping[str, Sequence[str]], replies: queue.Queue[tuple[Child | None, Any]]) -> None:
+    def __init__(self, allowed: Mapping[str, Sequence[str]], mux: Mux) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "errands.worker.child"],
             stdin=subprocess.PIPE,
@@ -64,7 +63,6 @@ class Child:
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._stdin: IO[bytes] = self.proc.stdin
-        self._replies = replies
         self.jobs_served = 0
         self.job: Job | None = None
         self.started_at = 0.0
@@ -73,7 +71,7 @@ class Child:
         self.kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
         self.retired = False  # stdin closed: it finishes and exits, and takes no more jobs
         self._send({"allowed_jobs": {k: list(v) for k, v in allowed.items()}})
-        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
+        mux.add(self, self.proc.stdout)
 
     @property
     def accepts_jobs(self) -> bool:
@@ -86,11 +84,6 @@ class Child:
     def _send(self, message: dict[str, Any]) -> None:
         self._stdin.write(dumps(message).encode() + b"\n")
         self._stdin.flush()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for line in stream:
-            self._replies.put((self, json.loads(line)))
-        self._replies.put((self, None))  # EOF: the child is gone
 
     def start(self, job: Job, timeout_s: float | None) -> None:
         self.job = job
@@ -120,6 +113,14 @@ class Child:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def close_pipes(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
     def retire(self) -> None:
         """No more jobs: closing stdin ends the child's loop."""
         self.retired = True
@@ -137,13 +138,13 @@ class Pool:
     allowed: Mapping[str, Sequence[str]]
     max_jobs_per_child: int = 1000
     kill_grace_s: float = 3.0
-    _replies: queue.Queue[tuple[Child | None, Any]] = field(default_factory=queue.Queue)
+    _mux: Mux = field(default_factory=new_mux)
     _children: list[Child] = field(default_factory=list)
     _stopping: bool = False
 
     def start(self) -> None:
         while len(self._children) < self.size:
-            self._children.append(Child(self.allowed, self._replies))
+            self._children.append(Child(self.allowed, self._mux))
 
     def idle(self) -> int:
         return sum(1 for c in self._children if c.accepts_jobs)
@@ -167,7 +168,7 @@ class Pool:
 
     def wake(self) -> None:
         """Make a wait() in progress return now (a notification, a signal); safe from any thread."""
-        self._replies.put((None, None))
+        self._mux.wake()
 
     def wait(self, timeout_s: float) -> list[AttemptResult]:
         """Results that ended within `timeout_s`: returns at the first (with any others already in), when
@@ -176,20 +177,24 @@ class Pool:
         deadline = time.monotonic() + timeout_s
         while True:
             self._enforce_deadlines()
-            remaining = deadline - time.monotonic()
-            if ended and self._replies.empty():
+            now = time.monotonic()
+            woken = False
+            for key, line in self._mux.poll(min(deadline, self._next_deadline()) - now):
+                if key is None:
+                    woken = True
+                    continue
+                assert isinstance(key, Child)
+                result = self._on_reply(key, None if line is None else json.loads(line))
+                if result is not None:
+                    ended.append(result)
+            if ended or woken or time.monotonic() >= deadline:
                 return ended
-            try:
-                child, reply = self._replies.get(timeout=max(0.0, min(remaining, 0.05)))
-            except queue.Empty:
-                if time.monotonic() >= deadline:
-                    return ended
-                continue
-            if child is None:  # wake()
-                return ended
-            result = self._on_reply(child, reply)
-            if result is not None:
-                ended.append(result)
+
+    def _next_deadline(self) -> float:
+        """The earliest moment a timeout or a pending SIGKILL needs the loop's attention."""
+        moments = [c.kill_at for c in self._children if c.kill_at is not None]
+        moments += [c.deadline for c in self._children if c.deadline is not None and c.job is not None]
+        return min(moments, default=float("inf"))
 
     def _on_reply(self, child: Child, reply: Any) -> AttemptResult | None:
         if reply is None:
@@ -212,10 +217,11 @@ class Pool:
     def _on_exit(self, child: Child) -> AttemptResult | None:
         child.force_kill()  # the group may outlive its leader: take the job's own children too
         child.proc.wait()
+        child.close_pipes()
         self._children.remove(child)
         job, reason = child.job, child.kill_reason
         if not self._stopping:
-            self._children.append(Child(self.allowed, self._replies))
+            self._children.append(Child(self.allowed, self._mux))
         if job is None:
             return None
         duration = time.monotonic() - child.started_at
@@ -249,3 +255,7 @@ class Pool:
         while self._children:
             ended.extend(self.wait(0.1))
         return ended
+
+    def close(self) -> None:
+        """After stop(): release the wake-up pipe and the selector."""
+        self._mux.close()

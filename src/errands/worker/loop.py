@@ -15,6 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from errands.clock import utc_now
 from errands.jobs import Job
 from errands.logs import JobLog
 from errands.settings import Settings
@@ -26,6 +27,10 @@ from errands.worker.maintenance import rescue_once
 from errands.worker.outcomes import outcome_for
 
 CANCEL_CHECK_S = 1.0
+FLUSH_MAX = 200  # outcomes written in one transaction at most
+FLUSH_WINDOW_S = 0.02  # how long an outcome may wait for others to share its transaction
+PREFETCH_HORIZON_S = 0.05
+MAX_PREFETCH = 200
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,15 @@ class Worker:
     forced: bool = False
     buffer: deque[Job] = field(default_factory=deque)
     held: dict[int, Job] = field(default_factory=dict)  # claimed and not yet recorded: buffered or running
+    ended: list[AttemptResult] = field(default_factory=list)  # outcomes waiting for their batch's write
 
     def __post_init__(self) -> None:
         self.pool = Pool(self.options.concurrency, self.settings.allowed_jobs, self.settings.max_jobs_per_child)
         self.policy = self.settings.retry_policy()
         self._cancel_now = threading.Event()
         self._next_cancel_check = 0.0
+        self._flush_at = 0.0
+        self._avg_job_s = 1.0  # until measured, assume slow jobs: claim no more than the children can start
         self._next_rescue = 0.0
         self._listener: Listener | None = None
         self._heartbeat: Heartbeat | None = None
@@ -73,6 +81,7 @@ class Worker:
         return 0
 
     def start(self) -> None:
+        self.log.hold()  # the loop writes its log lines once per step, not once per line
         self.pool.start()
         now = self.store.now()
         info = WorkerInfo(
@@ -96,24 +105,27 @@ class Worker:
     def shutdown(self) -> None:
         """Release what is buffered, give running jobs the grace, then stop the rest and release them."""
         self.stopping = True
-        self._record([AttemptResult(job, Ending.RELEASED, 0.0) for job in self.buffer])
+        self._record(self.ended + [AttemptResult(job, Ending.RELEASED, 0.0) for job in self.buffer])
+        self.ended = []
         self.buffer.clear()
         deadline = time.monotonic() + (self.settings.grace if self.options.grace_s is None else self.options.grace_s)
         while self.pool.busy_jobs() and time.monotonic() < deadline and not self.forced:
             self._record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
         self._record(self.pool.stop(release_running=True))
+        self.pool.close()
         if self._heartbeat:
             self._heartbeat.stop()
         if self._listener:
             self._listener.stop()
         self.store.worker_deregister(self.id)
         self.log.info(None, f"Worker {self.id} stopped")
+        self.log.flush()
 
     # one step ------------------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them. Returns how
-        many jobs it claimed plus how many outcomes it recorded (0: nothing happened)."""
+        """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them in batches.
+        Returns how many jobs it claimed plus how many attempts ended (0: nothing happened)."""
         self._maybe_rescue()
         claimed = 0 if self.stopping else self._fill()
         self._dispatch()
@@ -121,17 +133,41 @@ class Worker:
         wait_s = self.settings.poll_interval if idle else CANCEL_CHECK_S
         if self.options.burst and idle and not claimed:
             wait_s = 0.0
+        if self.ended:
+            wait_s = min(wait_s, max(0.0, self._flush_at - time.monotonic()))
         ended = self.pool.wait(min(wait_s, self._until_next_duty()))
-        self._record(ended)
+        self._learn(ended)
+        self.ended.extend(ended)
+        self._dispatch()  # keep the children busy before the database round trip
+        if self.ended and (
+            len(self.ended) >= FLUSH_MAX or time.monotonic() >= self._flush_at or not self.pool.busy_jobs()
+        ):
+            self._record(self.ended)
+            self.ended = []
         self._check_cancels()
+        self.log.flush()
         return claimed + len(ended)
+
+    def _learn(self, ended: list[AttemptResult]) -> None:
+        """Track how long jobs take, to size the prefetch; start the flush window at the first outcome."""
+        if ended and not self.ended:
+            self._flush_at = time.monotonic() + FLUSH_WINDOW_S
+        for result in ended:
+            self._avg_job_s = 0.9 * self._avg_job_s + 0.1 * result.duration_s
+
+    def _prefetch(self) -> int:
+        """Jobs to claim ahead of free children: about PREFETCH_HORIZON_S of work, so quick jobs are claimed in
+        batches of up to MAX_PREFETCH while slow ones aren't hoarded away from other workers."""
+        if self.options.prefetch is not None:
+            return self.options.prefetch
+        per_child = PREFETCH_HORIZON_S / max(self._avg_job_s, 1e-6)
+        return max(self.options.concurrency, min(MAX_PREFETCH, int(per_child * self.options.concurrency)))
 
     def _fill(self) -> int:
         running = len(self.pool.busy_jobs())
-        if len(self.buffer) > 0:
+        if len(self.buffer) >= self.options.concurrency:
             return 0
-        prefetch = self.options.concurrency if self.options.prefetch is None else self.options.prefetch
-        want = self.options.concurrency + prefetch - running
+        want = self.options.concurrency + self._prefetch() - running - len(self.buffer)
         if want <= 0:
             return 0
         claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues)
@@ -150,7 +186,7 @@ class Worker:
     def _record(self, results: list[AttemptResult]) -> None:
         if not results:
             return
-        now = self.store.now()
+        now = utc_now()  # only for the policy's arithmetic: the store dates the retry by the database's clock
         outcomes = [outcome_for(r, self.settings, self.policy, self.log, now) for r in results]
         for done in self.store.jobs_finish(outcomes):
             job = self.held.pop(done.job_id, None)

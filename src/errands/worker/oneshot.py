@@ -45,6 +45,7 @@ class OneShot:
         finally:
             heartbeat.stop()
             pool.stop(release_running=False)
+            pool.close()
         return finished
 
     def _heartbeat_failed(self, exc: Exception) -> None:

@@ -89,14 +89,14 @@ def outcome_for(
     attempt_outcome = AttemptOutcome.TIMED_OUT if result.ending is Ending.TIMED_OUT else AttemptOutcome.FAILED
     log.attempt_failed(job, error, "timed out" if result.ending is Ending.TIMED_OUT else "failed")
     decision = policy.decide(job, error, now)
-    if decision.retry and decision.at is not None:
-        log.retrying(job, (decision.at - now).total_seconds())
+    if decision.retry:
+        log.retrying(job, decision.delay_s)
         return Outcome(
             **base,
             outcome=attempt_outcome,
             next_state=JobState.PENDING,
             error=error,
-            retry_at=decision.at,
+            retry_in_s=decision.delay_s,
             reserve=reserve,
         )
     log.failed(job, error)

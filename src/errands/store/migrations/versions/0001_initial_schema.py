@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("started_at", TIMESTAMP, nullable=True),
         sa.Column("finished_at", TIMESTAMP, nullable=True),
-        sa.Column("timeout_s", sa.Float(), nullable=True),
+        sa.Column("timeout_s", sa.Double(), nullable=True),
         sa.Column("error_type", sa.String(length=255), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("error_traceback", LONG_TEXT, nullable=True),
