@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from errands.client import Client, JobRequest, ThenStep
 from errands.errors import (
     ConfigError,
     ErrandsError,
@@ -22,7 +21,27 @@ from errands.errors import (
     TargetNotAllowed,
 )
 from errands.jobs import Attempt, AttemptOutcome, FollowUp, Job, JobState
-from errands.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from errands.client import Client, JobRequest, ThenStep
+    from errands.settings import Settings, load_settings
+
+# Loaded on first use, so a process that only runs jobs (a worker's child) doesn't import the database layer.
+_LAZY = {
+    "Client": "errands.client",
+    "JobRequest": "errands.client",
+    "Settings": "errands.settings",
+    "load_settings": "errands.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'errands' has no attribute {name!r}")
+
 
 __all__ = [
     # enqueue and run
@@ -33,8 +52,8 @@ __all__ = [
     "FollowUp",
     # look and act
     "get_job",
-    "cancel",
-    "retry",
+    "cancel_job",
+    "retry_job",
     "connect",
     "Client",
     # values
@@ -58,6 +77,8 @@ __all__ = [
 
 def connect(settings: Settings | None = None) -> Client:
     """A Client on the configured database (the SQLite default is migrated on first use)."""
+    from errands.client import Client
+    from errands.settings import load_settings
     from errands.store import open_store
 
     settings = settings or load_settings()
@@ -85,6 +106,8 @@ def enqueue(
     sensitive: bool = False,
 ) -> int:
     """Record a job for the workers; returns its id. Refused targets raise TargetNotAllowed."""
+    from errands.client import JobRequest
+
     request = JobRequest(
         target, method, args, kwargs, priority, queue, delay, at, timeout, max_attempts, tuple(then), sensitive
     )
@@ -115,9 +138,11 @@ def get_job(job_id: int) -> Job:
     return _default().get(job_id)
 
 
-def cancel(job_id: int) -> Job:
+def cancel_job(job_id: int) -> Job:
+    """Cancel a pending job now, or ask a running one's worker to stop it. (Not `cancel`/`retry`: those
+    names would clash with the submodules errands.retry and the like.)"""
     return _default().cancel(job_id)
 
 
-def retry(job_id: int) -> Job:
+def retry_job(job_id: int) -> Job:
     return _default().retry(job_id)

@@ -95,13 +95,15 @@ class Client:
     def enqueue(self, request: JobRequest, *, reserve: Lease | None = None) -> int:
         new = self.new_job(request)
         job_id = self.store.job_insert(new, reserve=reserve)
-        self.log.enqueued(self.store.job_get(job_id))
+        self.log.enqueued([job_id], [new])
         return job_id
 
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[int]:
         """All or nothing: every request is validated before the batch goes in, in one transaction."""
         news = [self.new_job(request) for request in requests]
-        return self.store.jobs_insert_many(news)
+        ids = self.store.jobs_insert_many(news)
+        self.log.enqueued(ids, news)
+        return ids
 
     # read and act ---------------------------------------------------------------------------------------
 
@@ -126,7 +128,10 @@ class Client:
         return job
 
     def retry(self, job_id: int) -> Job:
-        job = self.store.job_retry(job_id, RetryBudget(self.settings.max_retries))
+        """A fresh budget: the job's own max_attempts if it was given one, else max_retries."""
+        before = self.store.job_get(job_id)
+        budget = before.budget if before.attempts_pinned else self.settings.max_retries
+        job = self.store.job_retry(job_id, RetryBudget(budget))
         self.log.info(job, f"Job {job.id} retried by hand: pending, {job.budget} more attempts")
         return job
 

@@ -15,7 +15,9 @@ def iso(moment: datetime | None) -> str | None:
     """ISO-8601 with microseconds and a Z, the form of every time in JSON output."""
     if moment is None:
         return None
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 class Clock(Protocol):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from errands.clock import iso, utc_now
-from errands.jobs import ErrorInfo, Job
+from errands.jobs import ErrorInfo, Job, NewJob
 
 
 class JobLog:
@@ -41,11 +42,9 @@ class JobLog:
             self._files.clear()
 
     def _write(self, path: Path, level: str, job_id: int | None, attempt: int | None, message: str) -> None:
-        where = f"job={job_id if job_id is not None else '-'} attempt={attempt if attempt is not None else '-'}"
-        head = f"{iso(utc_now())} {level} {where}"
-        first, *rest = message.splitlines() or [""]
-        # a traceback's lines carry the job and attempt too, so grep finds all of an attempt's story
-        line = f"{head} {first}\n" + "".join(f"{head} | {more}\n" for more in rest)
+        self._emit(path, _line(level, job_id, attempt, message))
+
+    def _emit(self, path: Path, line: str) -> None:
         with self._lock:
             if self._held is not None:
                 self._held.setdefault(path, []).append(line)
@@ -70,8 +69,13 @@ class JobLog:
 
     # the seed's lines ----------------------------------------------------------------------------------
 
-    def enqueued(self, job: Job) -> None:
-        self.info(job, f"Job queued: {job.display_name} on {job.queue} priority={job.priority}")
+    def enqueued(self, job_ids: Sequence[int], news: Sequence[NewJob]) -> None:
+        """One line per job; a batch's lines go out in one write."""
+        lines = []
+        for job_id, new in zip(job_ids, news, strict=True):
+            name = f"{new.target}::{new.method}" if new.method else new.target
+            lines.append(_line("INFO", job_id, None, f"Job queued: {name} on {new.queue} priority={new.priority}"))
+        self._emit(self._paths[0], "".join(lines))
 
     def executing(self, job: Job) -> None:
         args, kwargs = job.shown_args()
@@ -109,3 +113,11 @@ class JobLog:
     def refused(self, target: str, method: str, reason: str, job: Job | None = None) -> None:
         shown = f"{target}::{method}" if method else target
         self.error(job, f"Refused job: {shown}: {reason}", job.attempts if job else None)
+
+
+def _line(level: str, job_id: int | None, attempt: int | None, message: str) -> str:
+    where = f"job={job_id if job_id is not None else '-'} attempt={attempt if attempt is not None else '-'}"
+    head = f"{iso(utc_now())} {level} {where}"
+    first, *rest = message.splitlines() or [""]
+    # a traceback's lines carry the job and attempt too, so grep finds all of an attempt's story
+    return f"{head} {first}\n" + "".join(f"{head} | {more}\n" for more in rest)

@@ -39,6 +39,8 @@ def check_allowed(target: str, method: str, allowed: AllowList) -> None:
         module, _, func = target.partition(":")
         if not (_DOTTED.match(module) and _NAME.match(func)):
             raise TargetNotAllowed(target, method, "not a valid target (pkg.mod.Class or pkg.mod:function)")
+        if func.startswith("_"):
+            raise TargetNotAllowed(target, method, "not a public function")
         if method:
             raise TargetNotAllowed(target, method, "a function target takes no method")
     else:

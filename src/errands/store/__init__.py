@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, Store, WorkerInfo
-from errands.store.migrate import ensure_current
 from errands.store.sql import SqlStore
 
 __all__ = [
@@ -22,6 +21,8 @@ __all__ = [
 
 def open_store(url: str, *, migrate_sqlite: bool = True) -> SqlStore:
     """Open the database at `url`, checking (SQLite: applying) the schema."""
+    from errands.store.migrate import ensure_current  # Alembic only where a store is opened
+
     store = SqlStore(url)
     try:
         ensure_current(store, migrate_sqlite=migrate_sqlite)

@@ -67,6 +67,8 @@ class Child:
         self.job: Job | None = None
         self.started_at = 0.0
         self.deadline: float | None = None
+        self.ready = False  # the child said it is up: until then a job's clock doesn't run
+        self._timeout_s: float | None = None
         self.kill_reason: Ending | None = None
         self.kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
         self.retired = False  # stdin closed: it finishes and exits, and takes no more jobs
@@ -87,12 +89,22 @@ class Child:
 
     def start(self, job: Job, timeout_s: float | None) -> None:
         self.job = job
-        self.started_at = time.monotonic()
-        self.deadline = self.started_at + timeout_s if timeout_s else None
+        self._timeout_s = timeout_s
+        self._start_clock()
         self.jobs_served += 1
         message = {"id": job.id, "target": job.target, "method": job.method, "args": list(job.args)}
         message["kwargs"] = job.kwargs
         self._send(message)
+
+    def _start_clock(self) -> None:
+        """A job's duration and timeout count from when its child can run it, not from the child's start-up."""
+        self.started_at = time.monotonic()
+        self.deadline = self.started_at + self._timeout_s if self._timeout_s and self.ready else None
+
+    def mark_ready(self) -> None:
+        self.ready = True
+        if self.job is not None:
+            self._start_clock()
 
     def signal_stop(self, reason: Ending, grace_s: float) -> None:
         """Ask the child (and its group) to stop now; SIGKILL follows after the grace."""
@@ -200,6 +212,7 @@ class Pool:
         if reply is None:
             return self._on_exit(child)
         if reply.get("ready"):
+            child.mark_ready()
             return None
         job = child.job
         if job is None or reply.get("id") != job.id or child.kill_reason is not None:

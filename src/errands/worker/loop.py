@@ -16,10 +16,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from errands.clock import utc_now
+from errands.errors import StoreError
 from errands.jobs import Job
 from errands.logs import JobLog
 from errands.settings import Settings
-from errands.store.base import Listener, Store, WorkerInfo
+from errands.store.base import Listener, Outcome, Store, WorkerInfo
 from errands.worker.executor import AttemptResult, Ending, Pool
 from errands.worker.heartbeat import Heartbeat
 from errands.worker.identity import claim_for, new_owner, new_token
@@ -31,6 +32,7 @@ FLUSH_MAX = 200  # outcomes written in one transaction at most
 FLUSH_WINDOW_S = 0.02  # how long an outcome may wait for others to share its transaction
 PREFETCH_HORIZON_S = 0.05
 MAX_PREFETCH = 200
+MAX_BACKOFF_S = 5.0  # the longest pause after a database error before the loop tries again
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Worker:
         self._flush_at = 0.0
         self._avg_job_s = 1.0  # until measured, assume slow jobs: claim no more than the children can start
         self._next_rescue = 0.0
+        self._unrecorded: list[Outcome] = []  # decided and logged, not yet written (the write failed)
+        self._store_failures = 0
         self._listener: Listener | None = None
         self._heartbeat: Heartbeat | None = None
 
@@ -73,7 +77,12 @@ class Worker:
         self.start()
         try:
             while True:
-                progress = self.run_once()
+                try:
+                    progress = self.run_once()
+                    self._store_failures = 0
+                except StoreError as exc:  # a deadlock, a dropped connection: transient, the loop goes on
+                    self._store_failed(exc)
+                    progress = 1  # unknown: a burst worker doesn't take a failed step for an empty queue
                 if self.stopping or (self.options.burst and not self.held and not progress):
                     break
         finally:
@@ -105,8 +114,8 @@ class Worker:
     def shutdown(self) -> None:
         """Release what is buffered, give running jobs the grace, then stop the rest and release them."""
         self.stopping = True
-        self._record(self.ended + [AttemptResult(job, Ending.RELEASED, 0.0) for job in self.buffer])
-        self.ended = []
+        ended, self.ended = self.ended, []
+        self._record(ended + [AttemptResult(job, Ending.RELEASED, 0.0) for job in self.buffer])
         self.buffer.clear()
         deadline = time.monotonic() + (self.settings.grace if self.options.grace_s is None else self.options.grace_s)
         while self.pool.busy_jobs() and time.monotonic() < deadline and not self.forced:
@@ -126,6 +135,7 @@ class Worker:
     def run_once(self) -> int:
         """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them in batches.
         Returns how many jobs it claimed plus how many attempts ended (0: nothing happened)."""
+        self._write_outcomes()  # any a failed write left behind
         self._maybe_rescue()
         claimed = 0 if self.stopping else self._fill()
         self._dispatch()
@@ -142,8 +152,8 @@ class Worker:
         if self.ended and (
             len(self.ended) >= FLUSH_MAX or time.monotonic() >= self._flush_at or not self.pool.busy_jobs()
         ):
-            self._record(self.ended)
-            self.ended = []
+            batch, self.ended = self.ended, []
+            self._record(batch)  # a failed write keeps the outcomes (see _write_outcomes), not the results
         self._check_cancels()
         self.log.flush()
         return claimed + len(ended)
@@ -187,11 +197,30 @@ class Worker:
         if not results:
             return
         now = utc_now()  # only for the policy's arithmetic: the store dates the retry by the database's clock
-        outcomes = [outcome_for(r, self.settings, self.policy, self.log, now) for r in results]
-        for done in self.store.jobs_finish(outcomes):
+        self._unrecorded.extend(outcome_for(r, self.settings, self.policy, self.log, now) for r in results)
+        self._write_outcomes()
+
+    def _write_outcomes(self) -> None:
+        """Write the decided outcomes; if the write fails they stay, for the next step to write (the jobs stay
+        held meanwhile, their leases renewed)."""
+        if not self._unrecorded:
+            return
+        finished = self.store.jobs_finish(self._unrecorded)
+        self._unrecorded = []
+        for done in finished:
             job = self.held.pop(done.job_id, None)
             if not done.recorded and job is not None:
                 self.log.error(job, f"Job {job.id}: lease lost before its outcome was recorded", job.attempts)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """Log a failed step and pause (longer after each failure in a row), still supervising the children."""
+        self._store_failures += 1
+        pause = min(self.settings.poll_interval * 2 ** min(self._store_failures - 1, 10), MAX_BACKOFF_S)
+        self.log.error(None, f"Worker {self.id}: {exc} (again in {pause:.1f}s)")
+        self.log.flush()
+        ended = self.pool.wait(pause)
+        self._learn(ended)
+        self.ended.extend(ended)
 
     # duties on a clock ---------------------------------------------------------------------------------
 

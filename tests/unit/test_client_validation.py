@@ -1,0 +1,279 @@
+"""Client: every input checked before anything is stored; refusals logged; batches all or nothing.
+
+These use the `store` fixture, so they run on every backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from errands.client import Client, JobRequest
+from errands.errors import InvalidInput, InvalidTransition, JobNotFound, TargetNotAllowed
+from errands.jobs import FollowUp, JobState
+from errands.settings import Settings
+from errands.store import SqlStore
+from errands.store.base import JobFilter
+
+ALLOWED = {
+    "examples.jobs.SampleJob": ["process", "send_email"],
+    "examples.jobs.FailingJob": ["process"],
+    "examples.jobs:add": [],
+}
+
+
+@pytest.fixture
+def client(store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    # no errands.toml or variables from outside: the Settings below are all there is
+    for name in list(os.environ):
+        if name.upper().startswith(("ERRANDS_", "JOB_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(
+        allowed_jobs=ALLOWED,
+        max_retries=4,
+        default_priority=6,
+        log_file=tmp_path / "logs" / "jobs.log",
+        error_log_file=tmp_path / "logs" / "errors.log",
+    )
+    opened = Client(settings, store)
+    yield opened
+    opened.log.close()
+
+
+def stored(client: Client) -> list[Any]:
+    return client.store.jobs_list(JobFilter(limit=1000))
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def sample(**options: Any) -> JobRequest:
+    return JobRequest("examples.jobs.SampleJob", "process", **{"args": ["test1", "test2"], **options})
+
+
+# the happy path -----------------------------------------------------------------------------------------
+
+
+def test_enqueue_stores_the_job_with_the_settings_defaults(client: Client) -> None:
+    job_id = client.enqueue(sample(kwargs={"x": {"nested": [1, 2.5, None, True]}}))
+    job = client.get(job_id)
+    assert job.status is JobState.PENDING
+    assert job.target == "examples.jobs.SampleJob" and job.method == "process"
+    assert job.args == ("test1", "test2")
+    assert job.kwargs == {"x": {"nested": [1, 2.5, None, True]}}
+    assert job.priority == 6  # default_priority
+    assert job.max_attempts == 4  # max_retries
+    assert job.attempts_pinned is False
+    assert job.queue == "default"
+    assert job.timeout_s is None
+    assert job.sensitive is False
+    assert f"job={job_id} attempt=- Job queued: examples.jobs.SampleJob::process on default priority=6" in read(
+        client.settings.log_file
+    )
+
+
+def test_enqueue_with_every_option(client: Client) -> None:
+    job_id = client.enqueue(sample(priority=-3, queue="emails", timeout=2.5, max_attempts=2, sensitive=True, delay=60))
+    job = client.get(job_id)
+    assert (job.priority, job.queue, job.timeout_s, job.max_attempts) == (-3, "emails", 2.5, 2)
+    assert job.attempts_pinned is True
+    assert job.sensitive is True
+    assert job.scheduled_at >= job.created_at + timedelta(seconds=59)
+
+    # a function target takes "-" for no method
+    job = client.get(client.enqueue(JobRequest("examples.jobs:add", "-", args=[1, 2])))
+    assert (job.target, job.method, job.args) == ("examples.jobs:add", "", (1, 2))
+
+    # the largest values the columns hold
+    job = client.get(client.enqueue(sample(priority=2**31 - 1, max_attempts=2**31 - 1, queue="q" * 100)))
+    assert (job.priority, job.max_attempts, len(job.queue)) == (2**31 - 1, 2**31 - 1, 100)
+    assert client.get(client.enqueue(sample(priority=-(2**31)))).priority == -(2**31)
+
+
+def test_an_aware_time_is_converted_to_utc(client: Client) -> None:
+    at = datetime(2031, 5, 6, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    job = client.get(client.enqueue(sample(at=at)))
+    assert job.scheduled_at == datetime(2031, 5, 6, 10, 30)
+    naive = client.get(client.enqueue(sample(at=datetime(2031, 5, 6, 12, 30))))
+    assert naive.scheduled_at == datetime(2031, 5, 6, 12, 30)  # naive is taken as UTC already
+    utc = client.get(client.enqueue(sample(at=datetime(2031, 5, 6, 12, 30, tzinfo=UTC))))
+    assert utc.scheduled_at == datetime(2031, 5, 6, 12, 30)
+
+
+def test_then_steps_are_stored(client: Client) -> None:
+    job_id = client.enqueue(
+        sample(
+            then=[
+                ("examples.jobs.SampleJob", "send_email", ["a@example.com"]),
+                ("examples.jobs:add", "-", (1, 2)),
+                FollowUp("examples.jobs.FailingJob", "process", (), {}),
+                ("examples.jobs.SampleJob", "send_email"),
+            ]
+        )
+    )
+    assert client.get(job_id).then == (
+        FollowUp("examples.jobs.SampleJob", "send_email", ("a@example.com",)),
+        FollowUp("examples.jobs:add", "", (1, 2)),
+        FollowUp("examples.jobs.FailingJob", "process"),
+        FollowUp("examples.jobs.SampleJob", "send_email"),
+    )
+
+
+# refusals and bad input store nothing -------------------------------------------------------------------
+
+BAD_REQUESTS: list[tuple[str, dict[str, Any]]] = [
+    ("args not JSON", {"args": [object()]}),
+    ("args NaN", {"args": [float("nan")]}),
+    ("args a set", {"args": [{1, 2}]}),
+    ("args a str", {"args": "abc"}),
+    ("args a dict", {"args": {"a": 1}}),
+    ("kwargs not JSON", {"kwargs": {"a": b"bytes"}}),
+    ("kwargs int keys", {"kwargs": {1: 2}}),
+    ("kwargs a list", {"kwargs": [("a", 1)]}),
+    ("priority str", {"priority": "high"}),
+    ("priority float", {"priority": 1.5}),
+    ("priority bool", {"priority": True}),
+    ("priority too big", {"priority": 2**40}),
+    ("delay negative", {"delay": -1}),
+    ("delay NaN", {"delay": float("nan")}),
+    ("delay infinite", {"delay": float("inf")}),
+    ("delay past year 9999", {"delay": 1e12}),
+    ("delay str", {"delay": "5"}),
+    ("timeout zero", {"timeout": 0}),
+    ("timeout negative", {"timeout": -2}),
+    ("timeout NaN", {"timeout": float("nan")}),
+    ("timeout infinite", {"timeout": float("inf")}),
+    ("timeout bool", {"timeout": True}),
+    ("max_attempts zero", {"max_attempts": 0}),
+    ("max_attempts negative", {"max_attempts": -1}),
+    ("max_attempts str", {"max_attempts": "3"}),
+    ("max_attempts too big", {"max_attempts": 2**31}),
+    ("queue empty", {"queue": ""}),
+    ("queue padded", {"queue": " emails"}),
+    ("queue trailing space", {"queue": "emails "}),
+    ("queue newline", {"queue": "a\nb"}),
+    ("queue too long", {"queue": "q" * 101}),
+    ("then one element", {"then": [("examples.jobs.SampleJob",)]}),
+    ("then four elements", {"then": [("examples.jobs.SampleJob", "process", [], {})]}),
+    ("then args not a list", {"then": [("examples.jobs.SampleJob", "process", 5)]}),
+    ("then args a str", {"then": [("examples.jobs.SampleJob", "process", "ab")]}),
+    ("then args not JSON", {"then": [("examples.jobs.SampleJob", "process", [object()])]}),
+    ("then kwargs not JSON", {"then": [FollowUp("examples.jobs.SampleJob", "process", (), {"a": object()})]}),
+]
+
+
+def test_bad_input_raises_and_stores_nothing(client: Client) -> None:
+    # one database for all the cases (a fresh one per case is slow on the servers); each case is named
+    for name, options in BAD_REQUESTS:
+        with pytest.raises(InvalidInput) as caught:
+            client.enqueue(sample(**options))
+        assert not isinstance(caught.value, TargetNotAllowed), name
+        assert str(caught.value) and "\n" not in str(caught.value), name  # one clear line
+        assert stored(client) == [], name
+    assert "Job queued" not in read(client.settings.log_file)
+
+
+REFUSED = [
+    ("os", "system"),
+    ("os.path", "system"),
+    ("examples.jobs.SampleJob", "_private"),
+    ("examples.jobs.SampleJob", "delete"),
+    ("examples.jobs:add", "process"),
+    ("examples.jobs:sub", ""),
+]
+
+
+def test_a_refused_target_raises_is_logged_and_stores_nothing(client: Client) -> None:
+    for target, method in REFUSED:
+        with pytest.raises(TargetNotAllowed) as caught:
+            client.enqueue(JobRequest(target, method, args=["rm -rf /"]))
+        assert caught.value.target == target
+        assert stored(client) == [], target
+        shown = f"{target}::{method}" if method else target
+        assert f"ERROR job=- attempt=- Refused job: {shown}: " in read(client.settings.error_log_file), shown
+        assert f"Refused job: {shown}: " in read(client.settings.log_file), shown  # errors go to both files
+
+
+def test_a_refused_then_step_refuses_the_whole_job(client: Client) -> None:
+    with pytest.raises(TargetNotAllowed) as caught:
+        client.enqueue(sample(then=[("examples.jobs.SampleJob", "send_email"), ("os", "system", ["id"])]))
+    assert caught.value.target == "os"
+    assert stored(client) == []
+    assert "Refused job: os::system" in read(client.settings.error_log_file)
+
+
+# enqueue_many -------------------------------------------------------------------------------------------
+
+
+def test_enqueue_many_stores_a_batch_in_order(client: Client) -> None:
+    requests = [
+        sample(args=["a", "b"]),
+        JobRequest("examples.jobs:add", "", args=[1, 2], priority=9),
+        sample(args=["c", "d"], queue="other"),
+    ]
+    ids = client.enqueue_many(requests)
+    assert len(ids) == 3 and ids == sorted(ids)
+    jobs = [client.get(job_id) for job_id in ids]
+    assert [job.args for job in jobs] == [("a", "b"), (1, 2), ("c", "d")]
+    assert [job.priority for job in jobs] == [6, 9, 6]
+    assert [job.queue for job in jobs] == ["default", "default", "other"]
+    assert client.enqueue_many([]) == []
+
+
+def test_enqueue_many_is_all_or_nothing(client: Client) -> None:
+    cases: list[tuple[JobRequest, type[Exception]]] = [
+        (sample(args=[object()]), InvalidInput),
+        (sample(timeout=0), InvalidInput),
+        (sample(then=[("os", "system", ["id"])]), TargetNotAllowed),
+        (JobRequest("os", "system", args=["id"]), TargetNotAllowed),
+    ]
+    for bad, error in cases:
+        with pytest.raises(error):
+            client.enqueue_many([sample(), sample(args=["x", "y"]), bad, sample()])
+        assert stored(client) == [], bad
+
+
+# cancel and retry ---------------------------------------------------------------------------------------
+
+
+def test_cancel_a_pending_job_then_retry_it(client: Client) -> None:
+    job_id = client.enqueue(sample())
+    cancelled = client.cancel(job_id)
+    assert cancelled.status is JobState.CANCELLED
+    assert client.get(job_id).status is JobState.CANCELLED
+    assert f"job={job_id} attempt=0 Job cancelled: {job_id}" in read(client.settings.log_file)
+    with pytest.raises(InvalidTransition) as caught:
+        client.cancel(job_id)
+    assert (caught.value.from_, caught.value.to) == ("cancelled", "cancelled")
+
+    retried = client.retry(job_id)
+    assert retried.status is JobState.PENDING
+    assert retried.budget == 4  # a fresh budget of max_retries
+    assert client.get(job_id).status is JobState.PENDING
+    assert f"Job {job_id} retried by hand: pending, 4 more attempts" in read(client.settings.log_file)
+    with pytest.raises(InvalidTransition):
+        client.retry(job_id)  # pending: nothing to retry
+
+    # unknown jobs
+    with pytest.raises(JobNotFound):
+        client.cancel(999_999)
+    with pytest.raises(JobNotFound):
+        client.retry(999_999)
+    with pytest.raises(JobNotFound):
+        client.get(999_999)
+
+
+def test_listing_by_status_and_queue(client: Client) -> None:
+    first = client.enqueue(sample(queue="a"))
+    second = client.enqueue(sample(queue="b"))
+    client.cancel(first)
+    assert [job.id for job in client.jobs(status=JobState.CANCELLED)] == [first]
+    assert [job.id for job in client.jobs(queue="b")] == [second]
+    assert [job.id for job in client.jobs()] == [second, first]

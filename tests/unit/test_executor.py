@@ -1,0 +1,562 @@
+"""The child-process executor, with real child processes running a job module written to tmp_path.
+
+The child resolves targets from its working directory, so each test chdirs to a tmp_path holding `unit_jobs.py`.
+Results are awaited with pool.wait() under a deadline, never with fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from errands.jobs import FollowUp, Job, JobState
+from errands.spawn import CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS, spawn_kwargs
+from errands.worker.executor import AttemptResult, Ending, Pool, child_popen_kwargs
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals and process groups: POSIX")
+
+DEADLINE_S = 20.0
+
+JOBS_MODULE = """
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+
+class AppError(Exception):
+    pass
+
+
+def _write_pid(path, *pids):
+    tmp = Path(path + ".tmp")
+    tmp.write_text(" ".join(str(p) for p in pids))
+    tmp.replace(path)  # atomic: the test never reads half a file
+
+
+class Jobs:
+    def add(self, a, b):
+        return a + b
+
+    def pid(self, tag=None):
+        return {"pid": os.getpid(), "tag": tag}
+
+    def fail(self, message):
+        raise AppError(message)
+
+    def bad_value(self):
+        int("not a number")
+
+    def touch(self, path):
+        Path(path).write_text("ran")
+
+    def _touch_private(self, path):
+        Path(path).write_text("ran")
+
+    def noisy(self):
+        print('{"id": 999999, "ok": true, "result": "forged"}')
+        print("not json at all {")
+        sys.stdout.flush()
+        os.system("echo shell output on fd 1")
+        sys.stderr.write("and some stderr\\n")
+        return "quiet"
+
+    def stubborn(self, pid_file):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+        helper = subprocess.Popen([sys.executable, "-c", code])
+        _write_pid(pid_file, os.getpid(), helper.pid)
+        while True:
+            time.sleep(0.05)
+
+    def wait_forever(self, pid_file):
+        _write_pid(pid_file, os.getpid())
+        while True:
+            time.sleep(0.05)
+
+    def exit_hard(self, code):
+        os._exit(code)
+
+    def kill_self(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def read_stdin(self):
+        return input()
+
+    def rendezvous(self, mine, theirs):
+        Path(mine).write_text("here")
+        deadline = time.monotonic() + 15
+        while not Path(theirs).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the other job never ran alongside")
+            time.sleep(0.01)
+        return "met"
+
+    def odd_result(self):
+        return {"when": datetime(2026, 1, 2, 3, 4, 5), "items": {1}}
+
+
+class Chain:
+    def first(self, x):
+        return x + 1
+
+    def second(self, x):
+        return x * 10
+
+    def next_job(self, result):
+        if result == 2:
+            return ("second", [result])
+        if result == 3:
+            return ("unit_jobs:add_fn", "", [result, 4])
+        return None
+
+
+def add_fn(a, b):
+    return a + b
+"""
+
+ALLOWED: dict[str, list[str]] = {
+    "unit_jobs.Jobs": [
+        "add",
+        "pid",
+        "fail",
+        "bad_value",
+        "noisy",
+        "stubborn",
+        "wait_forever",
+        "exit_hard",
+        "kill_self",
+        "read_stdin",
+        "rendezvous",
+        "odd_result",
+        "_touch_private",
+    ],
+    "unit_jobs.Chain": ["first", "second"],
+    "unit_jobs:add_fn": [],
+    "unit_jobs_missing:add_fn": [],
+}
+
+_ids = count(1)
+
+
+def make_job(target: str, method: str, *args: Any, **kwargs: Any) -> Job:
+    moment = datetime(2026, 1, 1, 12)
+    return Job(
+        id=next(_ids),
+        queue="default",
+        target=target,
+        method=method,
+        args=args,
+        kwargs=kwargs,
+        priority=1,
+        status=JobState.RUNNING,
+        attempts=1,
+        max_attempts=3,
+        uncharged_attempts=0,
+        lost_attempts=0,
+        attempts_pinned=False,
+        scheduled_at=moment,
+        created_at=moment,
+        started_at=moment,
+        finished_at=None,
+        timeout_s=None,
+        error_type=None,
+        error_message=None,
+        error_traceback=None,
+        result=None,
+        parent_id=None,
+        then=(),
+        sensitive=False,
+        cancel_requested=False,
+        lease=None,
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "unit_jobs.py").write_text(JOBS_MODULE)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def make_pool(workdir: Path) -> Iterator[Callable[..., Pool]]:
+    """Fresh pools for the tests that kill, crash or replace children; each stopped at the end."""
+    pools: list[Pool] = []
+
+    def make(size: int = 1, **options: Any) -> Pool:
+        options.setdefault("kill_grace_s", 0.3)
+        pool = Pool(size, ALLOWED, **options)
+        pool.start()
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pool, Path]]:
+    """One pool for the tests whose jobs leave their child alive and well (children are slow to start)."""
+    directory = tmp_path_factory.mktemp("shared")
+    (directory / "unit_jobs.py").write_text(JOBS_MODULE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)  # the children resolve targets from the directory they start in
+        pool = Pool(1, ALLOWED, kill_grace_s=0.3)
+        pool.start()
+    yield pool, directory
+    pool.stop()
+
+
+def warm(pool: Pool) -> None:
+    """Run a job on every child, so each has imported errands (seconds, on a busy machine) before a test
+    starts a job's timeout: the pool counts a job's timeout from submit."""
+    jobs = [make_job("unit_jobs.Jobs", "pid") for _ in range(pool.idle())]
+    for job in jobs:
+        pool.submit(job, None)
+    collect(pool, {job.id for job in jobs})
+
+
+def until(condition: Callable[[], bool], pool: Pool | None = None, what: str = "condition") -> None:
+    """Poll (through pool.wait when there is a pool, so it keeps supervising) until true or the deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        if pool is not None:
+            assert pool.wait(0.02) == []
+        else:
+            time.sleep(0.01)  # polling a condition, not waiting for time to pass
+
+
+def collect(pool: Pool, job_ids: set[int]) -> dict[int, AttemptResult]:
+    found: dict[int, AttemptResult] = {}
+    deadline = time.monotonic() + DEADLINE_S
+    while set(found) != job_ids:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no result for jobs {job_ids - set(found)}")
+        for result in pool.wait(0.2):
+            assert result.job.id in job_ids, f"unexpected result {result}"
+            found[result.job.id] = result
+    return found
+
+
+def run(pool: Pool, job: Job, timeout_s: float | None = None) -> AttemptResult:
+    until(lambda: pool.idle() > 0, pool, "an idle child")
+    pool.submit(job, timeout_s)
+    return collect(pool, {job.id})[job.id]
+
+
+def pids_in(path: Path, pool: Pool) -> list[int]:
+    until(path.exists, pool, f"{path.name}")
+    return [int(part) for part in path.read_text().split()]
+
+
+def gone(pid: int) -> bool:
+    """Dead: no such process, or a zombie waiting for whoever adopted it to reap it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+# running, failing, refusing -----------------------------------------------------------------------------
+
+
+def test_a_job_completes_with_its_result(shared: tuple[Pool, Path]) -> None:
+    pool = shared[0]
+    job = make_job("unit_jobs.Jobs", "add", 2, b=3)
+    result = run(pool, job)
+    assert result.ending is Ending.COMPLETED
+    assert result.result == 5
+    assert result.error is None
+    assert result.job == job
+    assert result.duration_s >= 0
+    assert result.follow_up is None
+    # a function target
+    assert run(pool, make_job("unit_jobs:add_fn", "", 40, 2)).result == 42
+
+
+def test_a_raising_job_fails_with_type_message_traceback_and_mro(shared: tuple[Pool, Path]) -> None:
+    pool = shared[0]
+    result = run(pool, make_job("unit_jobs.Jobs", "fail", "Simulated job failure"))
+    assert result.ending is Ending.FAILED
+    assert result.error is not None
+    assert result.error.type == "unit_jobs.AppError"
+    assert result.error.message == "Simulated job failure"
+    assert result.error.mro == ("unit_jobs.AppError", "Exception", "BaseException")
+    assert result.error.traceback is not None
+    assert result.error.traceback.startswith("Traceback (most recent call last):")
+    assert "raise AppError(message)" in result.error.traceback
+    assert result.error.traceback.rstrip().endswith("unit_jobs.AppError: Simulated job failure")
+
+    builtin = run(pool, make_job("unit_jobs.Jobs", "bad_value"))
+    assert builtin.ending is Ending.FAILED and builtin.error is not None
+    assert builtin.error.type == "ValueError"
+    assert builtin.error.mro == ("ValueError", "Exception", "BaseException")
+    assert "invalid literal for int()" in builtin.error.message
+
+
+def test_a_job_whose_module_does_not_import_fails_without_refusal(shared: tuple[Pool, Path]) -> None:
+    pool = shared[0]
+    result = run(pool, make_job("unit_jobs_missing:add_fn", "", 1, 2))
+    assert result.ending is Ending.FAILED
+    assert result.error is not None and result.error.type == "ModuleNotFoundError"
+
+
+@pytest.mark.parametrize(
+    ("target", "method", "how"),
+    [
+        ("os:system", "", "a shell command"),
+        ("os", "system", "a module as a class"),
+        ("os.path", "system", "a module path"),
+        ("subprocess:getoutput", "", "a function"),
+        ("unit_jobs.Jobs", "touch", "a method of an allowed class that is not allowed"),
+        ("unit_jobs.Jobs", "_touch_private", "a private method even though it is listed"),
+        ("unit_jobs:Jobs", "", "a class spelled as a function"),
+    ],
+)
+def test_an_edited_row_is_refused_in_the_child_and_runs_nothing(
+    shared: tuple[Pool, Path], target: str, method: str, how: str
+) -> None:
+    pool, directory = shared
+    marker = directory / f"pwned-{next(_ids)}"
+    args = [f"touch {marker}"] if target in ("os:system", "os", "os.path", "subprocess:getoutput") else [str(marker)]
+    result = run(pool, make_job(target, method, *args))
+    assert result.ending is Ending.REFUSED, how
+    assert result.error is not None and result.error.type == "errands.errors.TargetNotAllowed"
+    assert result.error.message.startswith("refused ")
+    assert not marker.exists(), how
+    # the child survives a refusal and runs the next job
+    assert run(pool, make_job("unit_jobs.Jobs", "add", 1, 1)).result == 2
+
+
+def test_printing_to_stdout_does_not_corrupt_the_protocol(shared: tuple[Pool, Path]) -> None:
+    pool = shared[0]
+    first = run(pool, make_job("unit_jobs.Jobs", "noisy"))
+    assert (first.ending, first.result) == (Ending.COMPLETED, "quiet")
+    second = run(pool, make_job("unit_jobs.Jobs", "add", 3, 4))
+    assert (second.ending, second.result) == (Ending.COMPLETED, 7)
+
+
+def test_a_job_reading_stdin_gets_eof_instead_of_hanging_on_the_protocol(shared: tuple[Pool, Path]) -> None:
+    pool = shared[0]
+    result = run(pool, make_job("unit_jobs.Jobs", "read_stdin"), timeout_s=10)
+    assert result.ending is Ending.FAILED
+    assert result.error is not None and result.error.type == "EOFError"
+    assert run(pool, make_job("unit_jobs.Jobs", "add", 1, 2)).result == 3
+
+
+def test_a_result_json_cannot_hold_travels_as_its_str(shared: tuple[Pool, Path]) -> None:
+    pool = shared[0]
+    result = run(pool, make_job("unit_jobs.Jobs", "odd_result"))
+    assert result.ending is Ending.COMPLETED
+    assert result.result == {"when": "2026-01-02 03:04:05", "items": "{1}"}  # each odd value as its str()
+
+
+def test_next_job_becomes_the_follow_up(shared: tuple[Pool, Path]) -> None:
+    pool = shared[0]
+    same_class = run(pool, make_job("unit_jobs.Chain", "first", 1))
+    assert same_class.result == 2
+    assert same_class.follow_up == FollowUp("unit_jobs.Chain", "second", (2,))
+    other = run(pool, make_job("unit_jobs.Chain", "first", 2))
+    assert other.follow_up == FollowUp("unit_jobs:add_fn", "", (3, 4))
+    assert run(pool, make_job("unit_jobs.Chain", "first", 5)).follow_up is None
+
+
+# stopping jobs ------------------------------------------------------------------------------------------
+
+
+def test_a_timeout_kills_a_job_that_ignores_sigterm_and_what_it_started(
+    make_pool: Callable[..., Pool], workdir: Path
+) -> None:
+    pool = make_pool(kill_grace_s=0.2)
+    warm(pool)
+    pid_file = workdir / "stubborn.pid"
+    job = make_job("unit_jobs.Jobs", "stubborn", str(pid_file))
+    pool.submit(job, 1.0)
+    child_pid, helper_pid = pids_in(pid_file, pool)
+    result = collect(pool, {job.id})[job.id]
+    assert result.ending is Ending.TIMED_OUT
+    assert result.error is not None and result.error.type == "JobTimeout"
+    assert result.error.message.startswith("timed out after ")
+    assert result.duration_s >= 1.0
+    with pytest.raises(ProcessLookupError):
+        os.kill(child_pid, 0)  # reaped by the pool
+    until(lambda: gone(helper_pid), what=f"the job's own child {helper_pid} to die")
+    # a fresh child takes the next job
+    assert run(pool, make_job("unit_jobs.Jobs", "add", 1, 2)).result == 3
+
+
+def test_cancel_stops_a_running_job(make_pool: Callable[..., Pool], workdir: Path) -> None:
+    pool = make_pool()
+    pid_file = workdir / "forever.pid"
+    job = make_job("unit_jobs.Jobs", "wait_forever", str(pid_file))
+    until(lambda: pool.idle() > 0, pool, "an idle child")
+    pool.submit(job, None)
+    (pid,) = pids_in(pid_file, pool)
+    assert pool.busy_jobs() == [job]
+    assert pool.cancel(job.id + 1000) is False  # not running here
+    assert pool.cancel(job.id) is True
+    result = collect(pool, {job.id})[job.id]
+    assert result.ending is Ending.CANCELLED
+    assert result.error is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert pool.busy_jobs() == []
+    assert run(pool, make_job("unit_jobs.Jobs", "add", 2, 2)).result == 4
+
+
+def test_a_job_that_kills_its_process_crashes_and_the_child_is_replaced(make_pool: Callable[..., Pool]) -> None:
+    pool = make_pool()
+    pid = run(pool, make_job("unit_jobs.Jobs", "pid")).result["pid"]
+    crashes = [
+        ("exit_hard", (1,), "exit code 1"),
+        ("exit_hard", (0,), "exit code 0"),
+        ("kill_self", (), "exit code -9"),
+    ]
+    for method, args, code in crashes:
+        result = run(pool, make_job("unit_jobs.Jobs", method, *args))
+        assert result.ending is Ending.CRASHED, method
+        assert result.error is not None and result.error.type == "ChildCrashed"
+        assert code in result.error.message, result.error.message
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # the dead child was reaped
+        after = run(pool, make_job("unit_jobs.Jobs", "pid"))  # a fresh child runs the next job
+        assert after.ending is Ending.COMPLETED
+        assert after.result["pid"] != pid
+        pid = after.result["pid"]
+
+
+def test_children_are_replaced_after_max_jobs_per_child(make_pool: Callable[..., Pool]) -> None:
+    # each job is submitted as soon as the pool reports an idle child: a child retired the moment its last
+    # reply arrived (stdin closed) must not count as idle, or submit would write to its closed stdin
+    pool = make_pool(max_jobs_per_child=2)
+    pids = [run(pool, make_job("unit_jobs.Jobs", "pid", n)).result["pid"] for n in range(4)]
+    assert pids[0] == pids[1]
+    assert pids[2] == pids[3]
+    assert pids[0] != pids[2]
+    assert os.getpid() not in pids
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
+
+
+def test_two_children_run_jobs_at_the_same_time(make_pool: Callable[..., Pool], workdir: Path) -> None:
+    pool = make_pool(2)
+    until(lambda: pool.idle() == 2, pool, "two idle children")
+    a = make_job("unit_jobs.Jobs", "rendezvous", str(workdir / "a"), str(workdir / "b"))
+    b = make_job("unit_jobs.Jobs", "rendezvous", str(workdir / "b"), str(workdir / "a"))
+    pool.submit(a, None)
+    pool.submit(b, None)
+    assert pool.idle() == 0
+    with pytest.raises(RuntimeError, match="no idle child"):
+        pool.submit(make_job("unit_jobs.Jobs", "add", 1, 1), None)
+    results = collect(pool, {a.id, b.id})
+    assert [results[j.id].result for j in (a, b)] == ["met", "met"]
+
+
+@pytest.mark.parametrize(("release", "ending", "size"), [(True, Ending.RELEASED, 2), (False, Ending.CANCELLED, 1)])
+def test_stop_ends_running_jobs_and_every_child(workdir: Path, release: bool, ending: Ending, size: int) -> None:
+    pool = Pool(size, ALLOWED, kill_grace_s=0.3)  # not make_pool: this test stops it itself
+    pool.start()
+    until(lambda: pool.idle() == size, pool, "idle children")
+    pid_file = workdir / "forever.pid"
+    job = make_job("unit_jobs.Jobs", "wait_forever", str(pid_file))
+    pool.submit(job, None)
+    (pid,) = pids_in(pid_file, pool)
+    ended = pool.stop(release_running=release)
+    assert [(r.job.id, r.ending) for r in ended] == [(job.id, ending)]
+    assert pool.idle() == 0 and pool.busy_jobs() == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+# process creation ---------------------------------------------------------------------------------------
+
+
+def test_children_get_their_own_session(shared: tuple[Pool, Path]) -> None:
+    assert child_popen_kwargs() == {"start_new_session": True}
+    pid = run(shared[0], make_job("unit_jobs.Jobs", "pid")).result["pid"]
+    assert os.getpgid(pid) == pid  # the leader of its own group: killpg reaches what the job started
+    assert os.getsid(pid) == pid
+    assert os.getpgid(pid) != os.getpgid(0)
+
+
+def test_spawn_kwargs_for_windows_and_posix(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "detached.log"
+    nt = spawn_kwargs(log_file, platform="nt")
+    try:
+        assert nt["creationflags"] == DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP == 0x8 | 0x200
+        assert "start_new_session" not in nt
+        assert nt["stdin"] is subprocess.DEVNULL
+        assert nt["stdout"] is nt["stderr"]
+        assert nt["close_fds"] is True
+    finally:
+        nt["stdout"].close()
+    assert log_file.exists()
+    posix = spawn_kwargs(log_file, platform="posix")
+    try:
+        assert posix["start_new_session"] is True
+        assert "creationflags" not in posix
+        assert posix["stdin"] is subprocess.DEVNULL
+    finally:
+        posix["stdout"].close()
+
+
+def test_the_child_module_runs_jobs_over_its_protocol_directly(workdir: Path) -> None:
+    """The wire format, without the pool: one JSON line in, one JSON line out, job prints kept off it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "errands.worker.child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = [
+        json.dumps({"allowed_jobs": ALLOWED}),
+        json.dumps({"id": 1, "target": "unit_jobs.Jobs", "method": "noisy", "args": [], "kwargs": {}}),
+        json.dumps({"id": 2, "target": "unit_jobs.Jobs", "method": "add", "args": [1], "kwargs": {"b": 2}}),
+        json.dumps({"id": 3, "target": "os:system", "method": "", "args": ["true"], "kwargs": {}}),
+    ]
+    out, _ = proc.communicate("\n".join(lines) + "\n", timeout=DEADLINE_S)
+    replies = [json.loads(line) for line in out.splitlines()]
+    assert replies[0] == {"ready": True}
+    assert replies[1] == {"id": 1, "ok": True, "result": "quiet", "next": None}
+    assert replies[2] == {"id": 2, "ok": True, "result": 3, "next": None}
+    assert replies[3]["id"] == 3 and replies[3]["ok"] is False and replies[3]["refused"] is True
+    assert len(replies) == 4
+    assert proc.returncode == 0  # stdin closed: the child's loop ends
+
+
+def test_sigterm_reaches_a_plain_job(make_pool: Callable[..., Pool], workdir: Path) -> None:
+    """A job that doesn't ignore SIGTERM dies from it, well before the SIGKILL grace."""
+    pool = make_pool(kill_grace_s=60)
+    warm(pool)
+    pid_file = workdir / "plain.pid"
+    job = make_job("unit_jobs.Jobs", "wait_forever", str(pid_file))
+    pool.submit(job, 1.0)
+    (pid,) = pids_in(pid_file, pool)
+    result = collect(pool, {job.id})[job.id]
+    assert result.ending is Ending.TIMED_OUT
+    assert result.duration_s < 30  # SIGKILL would only follow after 60 s
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
