@@ -34,6 +34,8 @@ def normalize_url(raw: str) -> URL:
 
 
 def create(raw_url: str) -> Engine:
+    """No pre-ping: it would cost a round trip per transaction. A dropped connection fails one transaction
+    (StoreError), SQLAlchemy discards it, and the caller's next one reconnects (the worker loop retries)."""
     url = normalize_url(raw_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
@@ -42,10 +44,9 @@ def create(raw_url: str) -> Engine:
         return create_engine(
             url,
             isolation_level="READ COMMITTED",
-            pool_pre_ping=True,
             connect_args={"init_command": "SET time_zone = '+00:00'"},
         )
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url)
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from errands.errors import NotMigrated, StoreError
-from errands.store.sql import SqlStore
+from errands.store.sql import SqlStore, describe
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -37,7 +37,7 @@ def upgrade(store: SqlStore) -> None:
     except Exception as exc:
         if isinstance(exc, StoreError):
             raise
-        raise StoreError(f"migration failed: {exc}") from exc
+        raise StoreError(f"migration failed: {describe(exc)}") from exc
 
 
 def ensure_current(store: SqlStore, *, migrate_sqlite: bool = True) -> None:
@@ -47,4 +47,4 @@ def ensure_current(store: SqlStore, *, migrate_sqlite: bool = True) -> None:
     if store.dialect == "sqlite" and migrate_sqlite:
         upgrade(store)
         return
-    raise NotMigrated(store.url)
+    raise NotMigrated(store.safe_url)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from errands.clock import utc_now
@@ -43,7 +43,7 @@ class SqlStore:
             with self.engine.connect().execution_options(errands_write=write) as conn, conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+            raise StoreError(describe(exc)) from exc
 
     def _now(self, conn: Connection, now: datetime | None) -> datetime:
         """The time a write uses: the caller's (tests) or the database's clock (SQLite: this machine's)."""
@@ -387,13 +387,18 @@ class SqlStore:
         return PgListener(self.engine.url, callback).start()
 
     def schema_version(self) -> str | None:
-        """The applied Alembic revision, or None for an empty database."""
-        try:
-            with self.engine.connect() as conn, conn.begin():
-                version = conn.execute(text("SELECT version_num FROM errands_alembic_version")).scalar()
-        except SQLAlchemyError:
-            return None
+        """The applied Alembic revision, or None for an empty database. A database that can't be reached
+        raises StoreError: it is not the same thing as one without a schema."""
+        with self._tx(write=False) as conn:
+            if not inspect(conn).has_table("errands_alembic_version"):
+                return None
+            version = conn.execute(text("SELECT version_num FROM errands_alembic_version")).scalar()
         return None if version is None else str(version)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password hidden, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
 
 # executemany statements of _finish_plain (their rows are locked and checked first)
@@ -416,6 +421,11 @@ _ATTEMPT_COMPLETED = (
     .where(attempts.c.job_id == bindparam("b_job_id"), attempts.c.number == bindparam("b_number"))
     .values(outcome=AttemptOutcome.COMPLETED.value)
 )
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a driver error: its class and the first line of its message."""
+    return f"database error: {exc.__class__.__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -58,7 +58,11 @@ class OneShot:
             if job is None:
                 return self.store.job_get(job_id), []
             self.log.executing(job)
-            result = self._attempt(pool, job)
+            try:
+                result = self._attempt(pool, job)
+            except KeyboardInterrupt:
+                self._interrupted(pool, job)
+                raise
             reserve = lease_until(self.claim, self.store.now())
             outcome = outcome_for(
                 result, self.settings, self.settings.retry_policy(), self.log, self.store.now(), reserve
@@ -70,8 +74,25 @@ class OneShot:
             if outcome.next_state is not JobState.PENDING:
                 return self.store.job_get(job_id), list(done.follow_up_ids)
 
+    def _interrupted(self, pool: Pool, job: Job) -> None:
+        """Ctrl-C: stop the attempt and record the job cancelled, so no worker runs it again later."""
+        pool.cancel(job.id)
+        ended: list[AttemptResult] = []
+        while not ended:
+            ended = pool.wait(CANCEL_CHECK_S)
+        outcome = outcome_for(ended[0], self.settings, self.settings.retry_policy(), self.log, self.store.now())
+        self.store.jobs_finish([outcome])
+
     def _claim_when_due(self, job_id: int) -> Job | None:
-        """Wait (reserved) until the job is due, then claim it; None if it left pending meanwhile."""
+        """Wait (reserved) until the job is due, then claim it; None if it left pending meanwhile.
+        Ctrl-C while waiting cancels the job, which is this process's alone."""
+        try:
+            return self._wait_and_claim(job_id)
+        except KeyboardInterrupt:
+            self.store.job_cancel(job_id)
+            raise
+
+    def _wait_and_claim(self, job_id: int) -> Job | None:
         waiter = threading.Event()
         while True:
             job = self.store.job_get(job_id)
