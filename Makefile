@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 XDIST ?= 4
 
-.PHONY: venv lint test test-fast run clean
+.PHONY: venv lint test test-fast run clean bench bench-peers
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,24 @@ test-fast: venv
 
 run: venv
 	$(PY) examples/demo.py
+
+# errands' own benchmark (benchmarks/README.md): every backend, medians of 3 runs; results in benchmarks/results/
+BENCH_ARGS ?=
+bench: venv
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# errands beside the peers of the shared peer-bench harness (its venv and results go to PEERBENCH_HOME, not
+# into the shared folder), then errands / peer ratios. PEERS, JOBS, WORKERS, RATE, DURATION: see run_all.sh.
+PEER_BENCH_DIR ?= $(CURDIR)/../shared/peer-bench
+PEERBENCH_HOME ?= /tmp/peer-bench
+PEER_ADAPTER := $(CURDIR)/benchmarks/peer_bench_adapter.py
+PEERS ?= rq:fork rq:simple celery:prefork dramatiq:redis huey:redis huey:sqlite procrastinate:postgres \
+	$(PEER_ADAPTER):postgres $(PEER_ADAPTER):sqlite $(PEER_ADAPTER):mariadb
+bench-peers: venv
+	@start=$$(date +%s); \
+	PEERBENCH_HOME="$(PEERBENCH_HOME)" PEERBENCH_PIP="-e $(CURDIR)" PEERS="$(PEERS)" \
+		bash "$(PEER_BENCH_DIR)/run_all.sh" || exit $$?; \
+	$(PY) benchmarks/peers.py --latest "$(PEERBENCH_HOME)/results" --since $$start
 
 clean:
 	rm -rf $(VENV) errands.db errands.db-* logs .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,9 @@
-"""PostgreSQL LISTEN/NOTIFY: wake idle workers within milliseconds of an enqueue's commit, and running jobs'
-workers of a cancel. Other backends have no listener; their workers poll."""
+"""Wake-ups for idle workers: PostgreSQL LISTEN/NOTIFY (enqueues and cancels, within milliseconds of the
+commit); SQLite, a watch on its WAL file. MariaDB has neither: its workers poll."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -55,3 +56,39 @@ class PgListener:
             except psycopg.Error:
                 self._callback("reconnect", "")
                 self._stopped.wait(1.0)
+
+
+class SqliteWalWatcher:
+    """SQLite has no NOTIFY, but every commit appends to the database's WAL file: a thread that looks at the
+    file's size and time every few milliseconds (a stat, no query) wakes idle workers soon after an enqueue
+    commits. Changes by the worker's own writes wake it too, which costs one empty claim."""
+
+    def __init__(self, database: str, callback: Callback, interval_s: float = 0.005) -> None:
+        self._wal = database + "-wal"
+        self._callback = callback
+        self._interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="errands-wal-watch", daemon=True)
+
+    def start(self) -> SqliteWalWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self._wal)
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size
+
+    def _run(self) -> None:
+        last = self._stamp()
+        while not self._stopped.wait(self._interval_s):
+            now = self._stamp()
+            if now != last:
+                last = now
+                self._callback(JOBS_CHANNEL, "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Leas
 from errands.store import claim as claims
 from errands.store import engine as engines
 from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, WorkerInfo
-from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, PgListener, notify
+from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, PgListener, SqliteWalWatcher, notify
 from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
 
@@ -380,11 +381,15 @@ class SqlStore:
                 conn.execute(delete(jobs).where(jobs.c.id.in_(chunk)))
         return len(ids)
 
-    def listen(self, callback: Callable[[str, str], None]) -> PgListener | None:
-        """Start a listener that calls back on enqueues and cancels (PostgreSQL); None where workers poll."""
-        if self.dialect != "postgresql":
-            return None
-        return PgListener(self.engine.url, callback).start()
+    def listen(self, callback: Callable[[str, str], None]) -> PgListener | SqliteWalWatcher | None:
+        """Start a listener that calls back on enqueues (and, on PostgreSQL, cancels); None where workers
+        must poll (MariaDB, an in-memory SQLite)."""
+        if self.dialect == "postgresql":
+            return PgListener(self.engine.url, callback).start()
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            return SqliteWalWatcher(os.path.abspath(database), callback).start()
+        return None
 
     def schema_version(self) -> str | None:
         """The applied Alembic revision, or None for an empty database. A database that can't be reached
