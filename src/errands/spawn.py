@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,11 @@ from typing import Any
 from errands.client import Client, JobRequest
 from errands.jobs import Lease
 from errands.worker.identity import new_owner, new_token
+
+# The detached processes this process started and hasn't reaped: a Popen dropped while its process runs warns
+# (ResourceWarning, an error under -W error) and leaves a zombie; each call reaps those that have ended.
+_started: list[subprocess.Popen[bytes]] = []
+_started_lock = threading.Lock()
 
 DETACHED_PROCESS = 0x00000008  # Windows creation flags, spelled out so POSIX can test them
 CREATE_NEW_PROCESS_GROUP = 0x00000200
@@ -62,7 +68,9 @@ def run_background_job(
     job_id = client.enqueue(request, reserve=lease)
     kwargs = spawn_kwargs(client.settings.log_file)
     try:
-        subprocess.Popen(spawn_command(job_id, lease), **kwargs)
+        with _started_lock:
+            _started[:] = [proc for proc in _started if proc.poll() is None]
+            _started.append(subprocess.Popen(spawn_command(job_id, lease), **kwargs))
     finally:
         kwargs["stdout"].close()
     client.log.info(client.get(job_id), f"Job {job_id} dispatched to a detached process")

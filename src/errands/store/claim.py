@@ -63,6 +63,9 @@ def claim_due(conn: Connection, claim: Claim, limit: int, now: datetime) -> list
             .returning(*jobs.c)
         )
         return list(conn.execute(stmt))
+    # MariaDB: on a filesort plan FOR UPDATE locks every due row it reads, not the LIMIT it returns, and
+    # other claimers then find nothing; the due index reads them in order and locks only what it takes.
+    picked = picked.with_hint(jobs, "FORCE INDEX (ix_errands_jobs_due_mysql)", "mysql")
     ids = [row.id for row in conn.execute(picked.with_for_update(skip_locked=True))]
     if not ids:
         return []

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from typing import Any
 
@@ -54,7 +57,27 @@ def run_one(message: dict[str, Any], allowed: AllowList) -> dict[str, Any]:
     return {"id": job_id, "ok": True, "result": result, "next": nxt}
 
 
+PARENT_CHECK_S = 0.2
+
+
+def _die_with_parent() -> None:
+    """A child runs in a session of its own (so a timeout can kill the job's whole group), which also keeps
+    a worker's SIGKILL from reaching it. Without its supervisor nobody records the job, and the rescuer will
+    run it again: so when the parent is gone, the child takes its group down at once."""
+    if os.name != "posix":
+        return  # Windows: the parent's TerminateProcess of a job object is the supervisor's own business
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="errands-parent-watch", daemon=True).start()
+
+
 def main() -> None:
+    _die_with_parent()
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     commands = os.fdopen(os.dup(sys.stdin.fileno()), "r", encoding="utf-8")

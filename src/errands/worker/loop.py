@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from errands.clock import utc_now
 from errands.errors import StoreError
-from errands.jobs import Job
+from errands.jobs import Job, JobState
 from errands.logs import JobLog
 from errands.settings import Settings
 from errands.store.base import Listener, Outcome, Store, WorkerInfo
@@ -33,6 +33,8 @@ FLUSH_WINDOW_S = 0.02  # how long an outcome may wait for others to share its tr
 PREFETCH_HORIZON_S = 0.05
 MAX_PREFETCH = 200
 MAX_BACKOFF_S = 5.0  # the longest pause after a database error before the loop tries again
+BURST_CONFIRMATIONS = 3  # empty claims in a row before a burst worker takes pending jobs for not due
+BURST_RECHECK_S = 0.25  # at least this long between those claims
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Worker:
         self._next_rescue = 0.0
         self._unrecorded: list[Outcome] = []  # decided and logged, not yet written (the write failed)
         self._store_failures = 0
+        self._empty_claims = 0  # burst: claims in a row that found nothing while jobs were pending
+        self._pool_closed = False  # its wake-up pipe is closed: its descriptors may belong to others now
         self._listener: Listener | None = None
         self._heartbeat: Heartbeat | None = None
 
@@ -80,10 +84,13 @@ class Worker:
                 try:
                     progress = self.run_once()
                     self._store_failures = 0
+                    if progress:
+                        self._empty_claims = 0
+                    done = self.options.burst and not self.held and not progress and self._drained()
                 except StoreError as exc:  # a deadlock, a dropped connection: transient, the loop goes on
                     self._store_failed(exc)
-                    progress = 1  # unknown: a burst worker doesn't take a failed step for an empty queue
-                if self.stopping or (self.options.burst and not self.held and not progress):
+                    done = False
+                if done or self.stopping:
                     break
         finally:
             self.shutdown()
@@ -109,7 +116,8 @@ class Worker:
         """From a signal handler: the first stops claiming and starts the grace; a second forces the stop."""
         self.forced = self.stopping
         self.stopping = True
-        self.pool.wake()
+        if not self._pool_closed:  # a signal may come after shutdown() closed the pool
+            self.pool.wake()
 
     def shutdown(self) -> None:
         """Release what is buffered, give running jobs the grace, then stop the rest and release them."""
@@ -121,11 +129,12 @@ class Worker:
         while self.pool.busy_jobs() and time.monotonic() < deadline and not self.forced:
             self._record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
         self._record(self.pool.stop(release_running=True))
+        if self._listener:  # before the pool closes: its thread wakes the pool
+            self._listener.stop()
+        self._pool_closed = True
         self.pool.close()
         if self._heartbeat:
             self._heartbeat.stop()
-        if self._listener:
-            self._listener.stop()
         self.store.worker_deregister(self.id)
         self.log.info(None, f"Worker {self.id} stopped")
         self.log.flush()
@@ -212,6 +221,20 @@ class Worker:
             if not done.recorded and job is not None:
                 self.log.error(job, f"Job {job.id}: lease lost before its outcome was recorded", job.attempts)
 
+    def _drained(self) -> bool:
+        """Burst: whether nothing is left to do. A claim skips rows other transactions have locked (SKIP
+        LOCKED: another worker's claim, a transaction about to roll back), so one empty claim proves nothing
+        while jobs are pending: it takes BURST_CONFIRMATIONS in a row, apart, to call those not due."""
+        if not self.store.jobs_count_by_status().get(JobState.PENDING.value):
+            return True
+        self._empty_claims += 1
+        if self._empty_claims >= BURST_CONFIRMATIONS:
+            return True
+        ended = self.pool.wait(max(self.settings.poll_interval, BURST_RECHECK_S))
+        self._learn(ended)
+        self.ended.extend(ended)
+        return False
+
     def _store_failed(self, exc: StoreError) -> None:
         """Log a failed step and pause (longer after each failure in a row), still supervising the children."""
         self._store_failures += 1
@@ -251,7 +274,10 @@ class Worker:
     def _on_notification(self, channel: str, payload: str) -> None:
         if channel == "errands_cancel":
             self._cancel_now.set()
-        self.pool.wake()
+        elif self.held:  # a busy worker claims again as soon as it has room anyway
+            return
+        if not self._pool_closed:
+            self.pool.wake()
 
     def _beat(self) -> None:
         tokens = sorted({job.lease.token for job in list(self.held.values()) if job.lease})

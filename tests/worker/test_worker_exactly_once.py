@@ -1,0 +1,127 @@
+"""Several workers on one database: every job runs exactly once, through database errors too."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from errands.errors import StoreError
+from errands.jobs import Job, JobState
+from errands.logs import JobLog
+from errands.store import Claim, Finished, JobFilter, Outcome, SqlStore
+from errands.worker.loop import Worker, WorkerOptions
+
+if TYPE_CHECKING:
+    from conftest import Project
+
+JOBS = 2000
+WORKERS = 4
+BATCH = 500
+
+
+@pytest.mark.slow
+def test_four_workers_run_two_thousand_jobs_exactly_once(project: Project) -> None:
+    for start in range(0, JOBS, BATCH):
+        ids = project.main.enqueue_many([project.request("record", i) for i in range(start, start + BATCH)])
+        assert len(ids) == BATCH
+    assert project.store.jobs_count_by_status() == {"pending": JOBS}
+
+    began = time.monotonic()
+    workers = [project.start_worker("--burst", "--concurrency", "2") for _ in range(WORKERS)]
+    for worker in workers:
+        assert worker.wait(240) == 0, worker.output()
+    took = time.monotonic() - began
+    print(f"{project.backend}: {JOBS} jobs on {WORKERS} workers in {took:.1f}s")
+
+    counts = project.record_counts()
+    missing = sorted(set(range(JOBS)) - set(counts))
+    assert missing == [], (project.store.jobs_count_by_status(), _story(project, missing))
+    twice = [i for i, n in counts.items() if n != 1]
+    assert twice == [], _story(project, twice)
+    assert project.store.jobs_count_by_status() == {"completed": JOBS}
+    jobs = project.store.jobs_list(JobFilter(limit=JOBS))
+    assert {(job.status, job.attempts) for job in jobs} == {(JobState.COMPLETED, 1)}
+    # the work was shared: every worker process ran some of it (each record's pid is a child of one worker)
+    assert len({pid for _, pid in project.records()}) >= WORKERS
+
+
+def _story(project: Project, numbers: list[int]) -> str:
+    """What the logs say about the first few jobs that ran more than once (record i is job id i + 1)."""
+    lines = [line for line in project.read("logs/errors.log").splitlines() if "job=- " in line][:20]
+    for i in numbers[:3]:
+        lines += [line for line in project.log_text().splitlines() if f" job={i + 1} " in line]
+        lines += [f"{a}" for a in project.attempts(i + 1)]
+    return "\n".join(lines)
+
+
+class FlakyStore:
+    """A store whose first calls of a kind fail (StoreError, as a deadlock does) or, for claims, find nothing
+    (as SKIP LOCKED does while another transaction holds the due rows)."""
+
+    def __init__(self, inner: SqlStore, fail: dict[str, int] | None = None, empty_claims: int = 0) -> None:
+        self._inner = inner
+        self.fail = dict(fail or {})
+        self.empty_claims = empty_claims
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _maybe_fail(self, name: str) -> None:
+        if self.fail.get(name, 0) > 0:
+            self.fail[name] -= 1
+            raise StoreError("database error: OperationalError: (1213, 'Deadlock found when trying to get lock')")
+
+    def jobs_claim(self, claim: Claim, limit: int, **kw: Any) -> list[Job]:
+        self._maybe_fail("jobs_claim")
+        if self.empty_claims > 0:
+            self.empty_claims -= 1
+            return []
+        return self._inner.jobs_claim(claim, limit, **kw)
+
+    def jobs_finish(self, outcomes: Sequence[Outcome], **kw: Any) -> list[Finished]:
+        self._maybe_fail("jobs_finish")
+        return self._inner.jobs_finish(outcomes, **kw)
+
+
+def _run_in_process(project: Project, store: FlakyStore, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.chdir(project.dir)  # the pool's children import the jobs from their working directory
+    settings = project.settings()
+    log = JobLog(settings.log_file, settings.error_log_file)
+    try:
+        worker = Worker(store, settings, log, WorkerOptions(concurrency=2, burst=True))  # type: ignore[arg-type]
+        return worker.run()
+    finally:
+        log.close()
+
+
+def test_a_worker_survives_database_errors_and_records_each_outcome_once(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = project.main.enqueue_many([project.request("record", i) for i in range(6)])
+    store = FlakyStore(project.store, fail={"jobs_claim": 1, "jobs_finish": 2})
+    assert _run_in_process(project, store, monkeypatch) == 0  # before the fix: StoreError, the worker died
+
+    assert store.fail == {"jobs_claim": 0, "jobs_finish": 0}
+    assert project.record_counts() == {i: 1 for i in range(6)}
+    for job_id in ids:
+        job = project.job(job_id)
+        assert (job.status, job.attempts) == (JobState.COMPLETED, 1)
+    log = project.log_text()
+    assert log.count("Deadlock found") == 3
+    for job_id in ids:  # an outcome whose write failed is written later, not decided (and logged) again
+        assert log.count(f"job={job_id} attempt=1 Job completed") == 1
+
+
+def test_a_burst_worker_does_not_take_locked_rows_for_an_empty_queue(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = project.main.enqueue_many([project.request("record", i) for i in range(3)])
+    store = FlakyStore(project.store, empty_claims=2)
+    assert _run_in_process(project, store, monkeypatch) == 0
+
+    assert store.empty_claims == 0
+    assert [project.job(job_id).status for job_id in ids] == [JobState.COMPLETED] * 3  # before: all pending
+    assert project.record_counts() == {0: 1, 1: 1, 2: 1}
