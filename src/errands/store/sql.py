@@ -127,7 +127,7 @@ class SqlStore:
 
     def jobs_claim(self, claim: Claim, limit: int, *, now: datetime | None = None) -> list[Job]:
         with self._tx() as conn:
-            moment = self._now(conn, now)
+            moment = claims.begin_claim(conn, now) or self._now(conn, now)
             rows = claims.claim_due(conn, claim, limit, moment)
             claimed = sorted((job_from_row(row) for row in rows), key=lambda j: (-j.priority, j.scheduled_at, j.id))
             self._attempts_begin(conn, claimed, claim.worker, moment)
