@@ -24,9 +24,9 @@ lint: venv
 test: lint
 	$(PY) -m pytest -n $(XDIST) -q
 
-# the inner loop: no lint, no slow process tests, stop at the first failure
+# the inner loop: SQLite only, no lint, no slow process tests, stop at the first failure
 test-fast: venv
-	$(PY) -m pytest -n $(XDIST) -q -x -m "not slow"
+	$(PY) -m pytest -n $(XDIST) -q -x -m "not slow" -k "not postgresql and not mariadb"
 
 run: venv
 	$(PY) examples/demo.py
