@@ -18,6 +18,7 @@ from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Leas
 from errands.store import claim as claims
 from errands.store import engine as engines
 from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, WorkerInfo
+from errands.store.bulk import copy_jobs
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, PgListener, SqliteWalWatcher, notify
 from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
@@ -81,8 +82,11 @@ class SqlStore:
             rows = [job_values(new, moment, None) for new in news]
             if self.dialect == "mysql" and not conn.dialect.insert_returning:
                 return [self._insert(conn, new, moment, None) for new in news]
-            stmt = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
-            ids = [int(row.id) for row in conn.execute(stmt, rows)]
+            if self.dialect == "postgresql":
+                ids = copy_jobs(conn, rows)
+            else:
+                stmt = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
+                ids = [int(row.id) for row in conn.execute(stmt, rows)]
             notify(conn, JOBS_CHANNEL, "*")
             return ids
 
