@@ -77,6 +77,9 @@ class JobLog:
             lines.append(_line("INFO", job_id, None, f"Job queued: {name} on {new.queue} priority={new.priority}"))
         self._emit(self._paths[0], "".join(lines))
 
+    def dispatched(self, job_id: int) -> None:
+        self._write(self._paths[0], "INFO", job_id, None, f"Job {job_id} dispatched to a detached process")
+
     def executing(self, job: Job) -> None:
         args, kwargs = job.shown_args()
         payload: dict[str, object] = {"params": args}

@@ -61,6 +61,11 @@ def run_background_job(
 ) -> int:
     """Record the job and start a detached process that runs it; return its id at once."""
     request = JobRequest(target, method, args=params, priority=priority, delay=delay, queue=queue, **options)
+    return dispatch(client, request)
+
+
+def dispatch(client: Client, request: JobRequest) -> int:
+    """run_background_job() for a request already built (`errands run-job --background`)."""
     if client.settings.dispatch == "queue":
         return client.enqueue(request)
     owner = new_owner("spawn")
@@ -73,5 +78,5 @@ def run_background_job(
             _started.append(subprocess.Popen(spawn_command(job_id, lease), **kwargs))
     finally:
         kwargs["stdout"].close()
-    client.log.info(client.get(job_id), f"Job {job_id} dispatched to a detached process")
+    client.log.dispatched(job_id)
     return job_id

@@ -12,14 +12,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from errands.jobs import FollowUp, Job, JobState
+import factories
+from errands.jobs import FollowUp, Job
 from errands.spawn import CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS, spawn_kwargs
 from errands.worker.executor import AttemptResult, Ending, Pool, child_popen_kwargs
 
@@ -153,36 +153,7 @@ _ids = count(1)
 
 
 def make_job(target: str, method: str, *args: Any, **kwargs: Any) -> Job:
-    moment = datetime(2026, 1, 1, 12)
-    return Job(
-        id=next(_ids),
-        queue="default",
-        target=target,
-        method=method,
-        args=args,
-        kwargs=kwargs,
-        priority=1,
-        status=JobState.RUNNING,
-        attempts=1,
-        max_attempts=3,
-        uncharged_attempts=0,
-        lost_attempts=0,
-        attempts_pinned=False,
-        scheduled_at=moment,
-        created_at=moment,
-        started_at=moment,
-        finished_at=None,
-        timeout_s=None,
-        error_type=None,
-        error_message=None,
-        error_traceback=None,
-        result=None,
-        parent_id=None,
-        then=(),
-        sensitive=False,
-        cancel_requested=False,
-        lease=None,
-    )
+    return factories.make_job(id=next(_ids), target=target, method=method, args=args, kwargs=kwargs)
 
 
 @pytest.fixture

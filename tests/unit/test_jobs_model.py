@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import factories
 from errands.clock import iso
 from errands.jobs import (
     REDACTED,
@@ -42,37 +43,22 @@ DOCUMENTED_EDGES = {
 
 
 def make_job(**overrides: Any) -> Job:
+    """The job these tests render: completed on its second attempt, with times to the microsecond."""
     fields: dict[str, Any] = {
-        "id": 7,
         "queue": "emails",
-        "target": "examples.jobs.SampleJob",
-        "method": "process",
-        "args": ("test1", "test2"),
         "kwargs": {"greeting": "hi"},
         "priority": 2,
         "status": JobState.COMPLETED,
         "attempts": 2,
-        "max_attempts": 3,
-        "uncharged_attempts": 0,
-        "lost_attempts": 0,
-        "attempts_pinned": False,
         "scheduled_at": datetime(2026, 3, 4, 5, 6, 7),
         "created_at": CREATED,
         "started_at": datetime(2026, 3, 4, 5, 6, 8, 1),
         "finished_at": datetime(2026, 3, 4, 5, 6, 9, 999999),
         "timeout_s": 30.0,
-        "error_type": None,
-        "error_message": None,
-        "error_traceback": None,
         "result": {"processed": ["test1", "test2"]},
         "parent_id": 3,
-        "then": (),
-        "sensitive": False,
-        "cancel_requested": False,
-        "lease": None,
     }
-    fields.update(overrides)
-    return Job(**fields)
+    return factories.make_job(**{**fields, **overrides})
 
 
 # transitions --------------------------------------------------------------------------------------------

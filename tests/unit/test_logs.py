@@ -5,54 +5,18 @@ from __future__ import annotations
 import re
 import traceback
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from errands.jobs import ErrorInfo, Job, JobState, NewJob
+from errands.jobs import ErrorInfo, NewJob
 from errands.logs import JobLog
+from factories import make_job
 
 LINE = re.compile(
     r"^(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z) (?P<level>INFO|ERROR) "
     r"job=(?P<job>\d+|-) attempt=(?P<attempt>\d+|-) (?P<message>.*)$"
 )
-
-
-def make_job(**overrides: Any) -> Job:
-    moment = datetime(2026, 1, 1, 12)
-    fields: dict[str, Any] = {
-        "id": 7,
-        "queue": "default",
-        "target": "examples.jobs.SampleJob",
-        "method": "process",
-        "args": ("test1", "test2"),
-        "kwargs": {},
-        "priority": 1,
-        "status": JobState.RUNNING,
-        "attempts": 1,
-        "max_attempts": 3,
-        "uncharged_attempts": 0,
-        "lost_attempts": 0,
-        "attempts_pinned": False,
-        "scheduled_at": moment,
-        "created_at": moment,
-        "started_at": moment,
-        "finished_at": None,
-        "timeout_s": None,
-        "error_type": None,
-        "error_message": None,
-        "error_traceback": None,
-        "result": None,
-        "parent_id": None,
-        "then": (),
-        "sensitive": False,
-        "cancel_requested": False,
-        "lease": None,
-    }
-    fields.update(overrides)
-    return Job(**fields)
 
 
 @pytest.fixture

@@ -5,51 +5,17 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
 import sqlalchemy.exc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from errands.jobs import ErrorInfo, Job, JobState
+from errands.jobs import ErrorInfo
 from errands.retry import Backoff, RetryPolicy, exception_names
+from factories import make_job
 
 NOW = datetime(2026, 1, 1, 12, 0, 0)
-
-
-def make_job(**overrides: Any) -> Job:
-    fields: dict[str, Any] = {
-        "id": 1,
-        "queue": "default",
-        "target": "examples.jobs.SampleJob",
-        "method": "process",
-        "args": (),
-        "kwargs": {},
-        "priority": 1,
-        "status": JobState.RUNNING,
-        "attempts": 1,
-        "max_attempts": 3,
-        "uncharged_attempts": 0,
-        "lost_attempts": 0,
-        "attempts_pinned": False,
-        "scheduled_at": NOW,
-        "created_at": NOW,
-        "started_at": NOW,
-        "finished_at": None,
-        "timeout_s": None,
-        "error_type": None,
-        "error_message": None,
-        "error_traceback": None,
-        "result": None,
-        "parent_id": None,
-        "then": (),
-        "sensitive": False,
-        "cancel_requested": False,
-        "lease": None,
-    }
-    fields.update(overrides)
-    return Job(**fields)
 
 
 def error_of(exc: BaseException) -> ErrorInfo:

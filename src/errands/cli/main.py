@@ -31,7 +31,7 @@ from errands.errors import (
 from errands.jobs import JobState
 from errands.logs import JobLog
 from errands.settings import load_settings
-from errands.spawn import run_background_job
+from errands.spawn import dispatch
 from errands.store import open_store
 from errands.store.migrate import upgrade
 from errands.store.sql import SqlStore
@@ -171,18 +171,7 @@ def run_job(
         owner = new_owner("run-job")
         rescue_once(client.store, client.settings, client.log, owner)
         if background:
-            job_id = run_background_job(
-                client,
-                request.target,
-                request.method,
-                request.args,
-                request.priority,
-                queue=queue,
-                kwargs=request.kwargs,
-                max_attempts=max_attempts,
-                timeout=timeout,
-                sensitive=sensitive,
-            )
+            job_id = dispatch(client, request)
             print(f"Job {job_id} started in the background")
             return
         claim = claim_for(owner, new_token(), client.settings.lease_timeout)

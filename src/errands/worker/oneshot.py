@@ -28,6 +28,9 @@ class OneShot:
     log: JobLog
     claim: Claim
 
+    def __post_init__(self) -> None:
+        self.policy = self.settings.retry_policy()
+
     def run(self, job_id: int) -> list[Job]:
         """Run the job and every follow-up it creates; return them as they ended, in order."""
         pool = Pool(1, self.settings.allowed_jobs, kill_grace_s=3.0)
@@ -63,10 +66,8 @@ class OneShot:
             except KeyboardInterrupt:
                 self._interrupted(pool, job)
                 raise
-            reserve = lease_until(self.claim, self.store.now())
-            outcome = outcome_for(
-                result, self.settings, self.settings.retry_policy(), self.log, self.store.now(), reserve
-            )
+            now = self.store.now()  # the reservation's expiry is on the database's clock
+            outcome = outcome_for(result, self.settings, self.policy, self.log, now, lease_until(self.claim, now))
             [done] = self.store.jobs_finish([outcome])
             if not done.recorded:
                 self.log.error(job, f"Job {job.id}: lease lost, outcome not recorded", job.attempts)
@@ -80,7 +81,7 @@ class OneShot:
         ended: list[AttemptResult] = []
         while not ended:
             ended = pool.wait(CANCEL_CHECK_S)
-        outcome = outcome_for(ended[0], self.settings, self.settings.retry_policy(), self.log, self.store.now())
+        outcome = outcome_for(ended[0], self.settings, self.policy, self.log, self.store.now())
         self.store.jobs_finish([outcome])
 
     def _claim_when_due(self, job_id: int) -> Job | None:
