@@ -494,7 +494,8 @@ def test_spawn_kwargs_for_windows_and_posix(tmp_path: Path) -> None:
 
 
 def test_the_child_module_runs_jobs_over_its_protocol_directly(workdir: Path) -> None:
-    """The wire format, without the pool: one JSON line in, one JSON line out, job prints kept off it."""
+    """The wire format, without the pool: batches of jobs in, one JSON line out per job (with its duration),
+    job prints kept off it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "errands.worker.child"],
         stdin=subprocess.PIPE,
@@ -502,20 +503,22 @@ def test_the_child_module_runs_jobs_over_its_protocol_directly(workdir: Path) ->
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    lines = [
-        json.dumps({"allowed_jobs": ALLOWED}),
-        json.dumps({"id": 1, "target": "unit_jobs.Jobs", "method": "noisy", "args": [], "kwargs": {}}),
-        json.dumps({"id": 2, "target": "unit_jobs.Jobs", "method": "add", "args": [1], "kwargs": {"b": 2}}),
-        json.dumps({"id": 3, "target": "os:system", "method": "", "args": ["true"], "kwargs": {}}),
+    first = [
+        {"id": 1, "target": "unit_jobs.Jobs", "method": "noisy", "args": [], "kwargs": {}},
+        {"id": 2, "target": "unit_jobs.Jobs", "method": "add", "args": [1], "kwargs": {"b": 2}},
     ]
+    second = [{"id": 3, "target": "os:system", "method": "", "args": ["true"], "kwargs": {}}]
+    lines = [json.dumps({"allowed_jobs": ALLOWED}), json.dumps({"jobs": first}), json.dumps({"jobs": second})]
     out, _ = proc.communicate("\n".join(lines) + "\n", timeout=DEADLINE_S)
     replies = [json.loads(line) for line in out.splitlines()]
     assert replies[0] == {"ready": True}
+    durations = [reply.pop("s") for reply in replies[1:]]
+    assert all(isinstance(d, float) and 0 <= d < DEADLINE_S for d in durations)
     assert replies[1] == {"id": 1, "ok": True, "result": "quiet", "next": None}
     assert replies[2] == {"id": 2, "ok": True, "result": 3, "next": None}
     assert replies[3]["id"] == 3 and replies[3]["ok"] is False and replies[3]["refused"] is True
     assert len(replies) == 4
-    assert proc.returncode == 0  # stdin closed: the child's loop ends
+    assert proc.returncode == 0  # stdin closed: the child's loop ends once its jobs are done
 
 
 def test_sigterm_reaches_a_plain_job(make_pool: Callable[..., Pool], workdir: Path) -> None:

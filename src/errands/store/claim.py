@@ -2,8 +2,10 @@
 
 PostgreSQL and MariaDB lock the due rows with FOR UPDATE SKIP LOCKED, so concurrent claimers never wait on
 or take each other's rows; SQLite has one writer, and the claim runs in a BEGIN IMMEDIATE transaction.
-PostgreSQL and SQLite claim in one UPDATE ... RETURNING; MariaDB has no UPDATE ... RETURNING, so it locks
-the ids, updates them and reads them back in the same transaction.
+PostgreSQL claims in one statement (lock, update, insert the attempt rows, read the database's clock, and
+relax the commit's flush: one round trip and the commit); SQLite in one UPDATE ... RETURNING plus the attempt
+rows; MariaDB has no UPDATE ... RETURNING, so it locks the ids, updates them and reads them back in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, text, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import JobState
 from errands.store.base import Claim
-from errands.store.schema import jobs
+from errands.store.schema import attempts, jobs
 
 CLAIM_ORDER = (jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
 
@@ -47,26 +49,64 @@ def running_values(claim: Claim, now: datetime) -> dict[str, Any]:
     }
 
 
-def begin_claim(conn: Connection, now: datetime | None) -> datetime | None:
-    """PostgreSQL: a claim's commit needn't wait for its WAL flush (~2 ms here): if the server crashes before
-    it, the claim is undone and the job is pending again, which at-least-once allows, and the durable commit
-    of its completion flushes it anyway. This transaction only; the same round trip reads the clock.
-    Returns the database's time there, None elsewhere (the caller reads it its usual way)."""
-    if conn.dialect.name != "postgresql":
-        return now
-    row = conn.exec_driver_sql("SELECT set_config('synchronous_commit', 'off', true), now() AT TIME ZONE 'UTC'").one()
-    return now or row[1].replace(tzinfo=None)
+# PostgreSQL: the whole claim in one statement. The clock is the database's (or the caller's, in tests); the
+# commit needn't wait for its WAL flush (~2 ms here): if the server crashes before it, the claim is undone and
+# the job is pending again, which at-least-once allows, and the durable commit of its completion flushes it
+# anyway. set_config(..., true) lasts for this transaction only.
+_PG_CLAIM = """
+WITH picked AS (
+    SELECT id FROM errands_jobs
+    WHERE status = 'pending'
+      AND scheduled_at <= COALESCE(:now, now() AT TIME ZONE 'UTC')
+      AND (lease_expires_at IS NULL OR lease_expires_at < COALESCE(:now, now() AT TIME ZONE 'UTC'))
+      AND (CAST(:any_queue AS boolean) OR queue = ANY(CAST(:queues AS text[])))
+    ORDER BY priority DESC, scheduled_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE errands_jobs j
+    SET status = 'running', attempts = j.attempts + 1,
+        started_at = COALESCE(:now, now() AT TIME ZONE 'UTC'), finished_at = NULL,
+        lease_owner = :owner, lease_token = :token,
+        lease_expires_at = COALESCE(:now, now() AT TIME ZONE 'UTC') + make_interval(secs => :lease_s),
+        cancel_requested = false
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.*
+), begun AS (
+    INSERT INTO errands_attempts (job_id, number, started_at, worker)
+    SELECT id, attempts, started_at, :worker FROM claimed
+)
+SELECT claimed.* FROM claimed WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
+"""
 
 
-def claim_due(conn: Connection, claim: Claim, limit: int, now: datetime) -> list[Any]:
-    """Claim up to `limit` due jobs; returns their rows as they are after the claim (any order)."""
+def claim(conn: Connection, claim: Claim, limit: int, now: datetime | None) -> list[Any]:
+    """Claim up to `limit` due jobs and open their attempt rows; returns the jobs' rows after the claim (any
+    order). `now`: the time to claim at; None (PostgreSQL only) takes the database's clock in the statement."""
+    if conn.dialect.name == "postgresql":
+        params = {
+            "now": now,
+            "any_queue": not claim.queues,
+            "queues": list(claim.queues),
+            "limit": limit,
+            "owner": claim.owner,
+            "token": claim.token,
+            "lease_s": float(claim.lease_s),
+            "worker": claim.worker,
+        }
+        return list(conn.execute(text(_PG_CLAIM), params))
+    assert now is not None, "only PostgreSQL reads its clock in the claim"
+    moment = now
+    rows = _claim_due(conn, claim, limit, moment)
+    if rows:
+        begun = [{"job_id": r.id, "number": r.attempts, "started_at": moment, "worker": claim.worker} for r in rows]
+        conn.execute(insert(attempts), begun)
+    return rows
+
+
+def _claim_due(conn: Connection, claim: Claim, limit: int, now: datetime) -> list[Any]:
     picked = select(jobs.c.id).where(due(now, claim.queues)).order_by(*CLAIM_ORDER).limit(limit)
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        cte = picked.with_for_update(skip_locked=True).cte("picked")
-        stmt = update(jobs).where(jobs.c.id == cte.c.id).values(running_values(claim, now)).returning(*jobs.c)
-        return list(conn.execute(stmt))
-    if dialect == "sqlite":
+    if conn.dialect.name == "sqlite":
         stmt = (
             update(jobs)
             .where(jobs.c.id.in_(picked.scalar_subquery()))

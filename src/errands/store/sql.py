@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, case, delete, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from errands.clock import utc_now
@@ -17,6 +17,7 @@ from errands.errors import InvalidTransition, JobNotFound, StoreError
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
 from errands.store import claim as claims
 from errands.store import engine as engines
+from errands.store import finish
 from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, WorkerInfo
 from errands.store.bulk import copy_jobs
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, PgListener, SqliteWalWatcher, notify
@@ -131,11 +132,9 @@ class SqlStore:
 
     def jobs_claim(self, claim: Claim, limit: int, *, now: datetime | None = None) -> list[Job]:
         with self._tx() as conn:
-            moment = claims.begin_claim(conn, now) or self._now(conn, now)
-            rows = claims.claim_due(conn, claim, limit, moment)
-            claimed = sorted((job_from_row(row) for row in rows), key=lambda j: (-j.priority, j.scheduled_at, j.id))
-            self._attempts_begin(conn, claimed, claim.worker, moment)
-        return claimed
+            moment = now if self.dialect == "postgresql" else self._now(conn, now)
+            rows = claims.claim(conn, claim, limit, moment)
+        return sorted((job_from_row(row) for row in rows), key=lambda j: (-j.priority, j.scheduled_at, j.id))
 
     def job_claim_by_id(self, job_id: int, claim: Claim, *, now: datetime | None = None) -> Job | None:
         with self._tx() as conn:
@@ -151,43 +150,20 @@ class SqlStore:
             if conn.execute(stmt).rowcount != 1:
                 return None
             job = job_from_row(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
-            self._attempts_begin(conn, [job], claim.worker, moment)
+            begun = {"job_id": job.id, "number": job.attempts, "started_at": moment, "worker": claim.worker}
+            conn.execute(insert(attempts).values(begun))
         return job
 
-    def _attempts_begin(self, conn: Connection, claimed: Sequence[Job], worker: str, now: datetime) -> None:
-        if claimed:
-            rows = [{"job_id": j.id, "number": j.attempts, "started_at": now, "worker": worker} for j in claimed]
-            conn.execute(insert(attempts), rows)
-
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
+        plain = [o for o in outcomes if o.next_state is JobState.COMPLETED and not o.follow_ups]
         with self._tx() as conn:
-            moment = self._now(conn, now)
-            plain = [o for o in outcomes if o.next_state is JobState.COMPLETED and not o.follow_ups]
-            done = {f.job_id: f for f in self._finish_plain(conn, plain, moment)}
-            for outcome in outcomes:
-                if outcome.job_id not in done:
-                    done[outcome.job_id] = self._finish_one(conn, outcome, moment)
+            clock = None if self.dialect == "postgresql" and now is None else self._now(conn, now)
+            done = {f.job_id: f for f in finish.complete_plain(conn, plain, clock)}
+            others = [o for o in outcomes if o.job_id not in done]
+            if others:
+                moment = clock or self._now(conn, now)
+                done.update((o.job_id, self._finish_one(conn, o, moment)) for o in others)
         return [done[outcome.job_id] for outcome in outcomes]
-
-    def _finish_plain(self, conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> list[Finished]:
-        """The common case, completions without follow-ups, as one statement per table: lock the rows whose
-        lease is still the outcome's, then update those (executemany) and their attempt rows."""
-        if not outcomes:
-            return []
-        locked = (
-            select(jobs.c.id, jobs.c.lease_token)
-            .where(jobs.c.id.in_([o.job_id for o in outcomes]), jobs.c.status == JobState.RUNNING.value)
-            .with_for_update()
-        )
-        current = {(int(row.id), row.lease_token) for row in conn.execute(locked)}
-        mine = [o for o in outcomes if (o.job_id, o.token) in current]
-        if mine:
-            job_rows = [{"b_id": o.job_id, "b_result": dumps(o.result)} for o in mine]
-            conn.execute(_COMPLETE.values(finished_at=now), job_rows)
-            attempt_rows = [{"b_job_id": o.job_id, "b_number": o.attempt} for o in mine]
-            conn.execute(_ATTEMPT_COMPLETED.values(finished_at=now), attempt_rows)
-        recorded = {o.job_id for o in mine}
-        return [Finished(o.job_id, recorded=o.job_id in recorded) for o in outcomes]
 
     def _finish_one(self, conn: Connection, outcome: Outcome, now: datetime) -> Finished:
         guarded = update(jobs).where(
@@ -408,28 +384,6 @@ class SqlStore:
     def safe_url(self) -> str:
         """The URL with its password hidden, for messages."""
         return self.engine.url.render_as_string(hide_password=True)
-
-
-# executemany statements of _finish_plain (their rows are locked and checked first)
-_COMPLETE = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("b_id"))
-    .values(
-        status=JobState.COMPLETED.value,
-        result=bindparam("b_result"),
-        error_type=None,
-        error_message=None,
-        error_traceback=None,
-        lease_owner=None,
-        lease_token=None,
-        lease_expires_at=None,
-    )
-)
-_ATTEMPT_COMPLETED = (
-    update(attempts)
-    .where(attempts.c.job_id == bindparam("b_job_id"), attempts.c.number == bindparam("b_number"))
-    .values(outcome=AttemptOutcome.COMPLETED.value)
-)
 
 
 def describe(exc: BaseException) -> str:

@@ -2,7 +2,8 @@
 
 The protocol travels on the original stdin and stdout; the job's own prints go to stderr, so a job that prints
 can't corrupt a reply, and its stdin is /dev/null, so a job that reads input gets EOF instead of blocking on (or
-swallowing) the protocol.
+swallowing) the protocol. Jobs arrive in batches and run one after another; a reader thread keeps taking
+messages while a job runs, so the parent can take back jobs that haven't started (`revoke`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any
+from collections import deque
+from typing import IO, Any
 
 from errands.errors import TargetNotAllowed
 from errands.jobs import ErrorInfo, dumps
 from errands.retry import exception_names
 from errands.targets import AllowList, resolve
 from errands.worker.protocol import error_to_json
+
+PARENT_CHECK_S = 0.2
 
 
 def _error(exc: BaseException) -> ErrorInfo:
@@ -57,7 +61,64 @@ def run_one(message: dict[str, Any], allowed: AllowList) -> dict[str, Any]:
     return {"id": job_id, "ok": True, "result": result, "next": nxt}
 
 
-PARENT_CHECK_S = 0.2
+class Inbox:
+    """Jobs sent and not started yet; the reader thread fills it, the main thread takes from it."""
+
+    def __init__(self) -> None:
+        self._jobs: deque[dict[str, Any]] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+
+    def put(self, jobs: list[dict[str, Any]]) -> None:
+        with self._ready:
+            self._jobs.extend(jobs)
+            self._ready.notify()
+
+    def revoke(self, ids: list[int]) -> list[int]:
+        """Take back the jobs among `ids` that haven't started; returns their ids."""
+        wanted = set(ids)
+        with self._ready:
+            kept = [job for job in self._jobs if job["id"] not in wanted]
+            taken = [job["id"] for job in self._jobs if job["id"] in wanted]
+            self._jobs = deque(kept)
+        return taken
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def take(self) -> dict[str, Any] | None:
+        """The next job; None once the parent closed our stdin and nothing is left."""
+        with self._ready:
+            while not self._jobs and not self._closed:
+                self._ready.wait()
+            return self._jobs.popleft() if self._jobs else None
+
+
+class Replies:
+    """Lines to the parent, from either thread; each written at once, so the parent sees a job's end as it
+    happens (its clock for the next job starts then)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (dumps(message) + "\n").encode()  # a result JSON can't hold travels as its str()
+        with self._lock:
+            while data:
+                data = data[os.write(self._fd, data) :]
+
+
+def _read_commands(commands: IO[str], inbox: Inbox, replies: Replies) -> None:
+    for line in commands:
+        message = json.loads(line)
+        if "jobs" in message:
+            inbox.put(message["jobs"])
+        elif "revoke" in message:
+            replies.send({"revoked": inbox.revoke(message["revoke"])})
+    inbox.close()
 
 
 def _die_with_parent() -> None:
@@ -78,18 +139,23 @@ def _die_with_parent() -> None:
 
 def main() -> None:
     _die_with_parent()
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+    replies = Replies(os.dup(sys.stdout.fileno()))
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     commands = os.fdopen(os.dup(sys.stdin.fileno()), "r", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, sys.stdin.fileno())
     os.close(devnull)
-    hello = json.loads(commands.readline())
-    allowed: AllowList = hello["allowed_jobs"]
-    protocol.write('{"ready": true}\n')
-    for line in commands:
-        reply = run_one(json.loads(line), allowed)
-        protocol.write(dumps(reply) + "\n")  # a result JSON can't hold travels as its str()
+    allowed: AllowList = json.loads(commands.readline())["allowed_jobs"]
+    inbox = Inbox()
+    reader = threading.Thread(target=_read_commands, args=(commands, inbox, replies), name="errands-commands")
+    reader.daemon = True
+    reader.start()
+    replies.send({"ready": True})
+    while (message := inbox.take()) is not None:
+        started = time.perf_counter()
+        reply = run_one(message, allowed)
+        reply["s"] = round(time.perf_counter() - started, 6)
+        replies.send(reply)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Child processes that run jobs, and the pool that supervises them.
 
-The pool hands one job at a time to an idle child, enforces timeouts and cancellation by killing the child
-(its whole process group: SIGTERM, then SIGKILL after a grace; Windows: TerminateProcess), and replaces any
-child that died or served max_jobs_per_child jobs. Replies arrive on a reader thread per child, so the pool
-works the same on every OS. The pool never touches the database: its callers record what it reports.
+The pool hands jobs to children, one at a time for slow jobs and in small batches for quick ones (a child
+runs its batch in order, and the parent learns each job's end as it happens: the job after it is then the
+one running). It enforces timeouts and cancellation by killing the child (its whole process group: SIGTERM,
+then SIGKILL after a grace; Windows: TerminateProcess), takes back jobs a child hasn't started when the one
+before them runs long (revoke), and replaces any child that died or served max_jobs_per_child jobs. Jobs a
+child never started come back through `take_returned()`. The pool never touches the database: its callers
+record what it reports.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,6 +57,9 @@ def child_popen_kwargs() -> dict[str, Any]:
     return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined,unused-ignore]
 
 
+STALL_S = 0.1  # a child's current job ran this long: the jobs queued behind it are taken back for others
+
+
 class Child:
     def __init__(self, allowed: Mapping[str, Sequence[str]], mux: Mux) -> None:
         self.proc = subprocess.Popen(
@@ -64,46 +71,75 @@ class Child:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._stdin: IO[bytes] = self.proc.stdin
         self.jobs_served = 0
-        self.job: Job | None = None
-        self.started_at = 0.0
+        self.queue: deque[tuple[Job, float | None]] = deque()  # sent, not yet ended: the first is running
+        self.started_at = 0.0  # when the first of the queue started (as far as the parent can tell)
         self.deadline: float | None = None
         self.ready = False  # the child said it is up: until then a job's clock doesn't run
-        self._timeout_s: float | None = None
+        self.revoking = False  # a revoke is on its way: no more jobs until its answer
         self.kill_reason: Ending | None = None
         self.kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
         self.retired = False  # stdin closed: it finishes and exits, and takes no more jobs
+        self.max_jobs = 0  # set by the pool: retire after serving this many
         self._send({"allowed_jobs": {k: list(v) for k, v in allowed.items()}})
         mux.add(self, self.proc.stdout)
 
     @property
+    def job(self) -> Job | None:
+        """The job running (or about to) in this child."""
+        return self.queue[0][0] if self.queue else None
+
+    @property
     def accepts_jobs(self) -> bool:
-        return self.job is None and self.kill_reason is None and not self.retired
+        return self.kill_reason is None and not self.retired and not self.revoking and self.jobs_served < self.max_jobs
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    def room(self, depth: int) -> int:
+        """How many more jobs it takes now: none while its current job has run long (they'd wait behind it)."""
+        if not self.accepts_jobs or (self.queue and time.monotonic() - self.started_at > STALL_S):
+            return 0
+        return min(depth - len(self.queue), self.max_jobs - self.jobs_served)
+
     def _send(self, message: dict[str, Any]) -> None:
         self._stdin.write(dumps(message).encode() + b"\n")
         self._stdin.flush()
 
-    def start(self, job: Job, timeout_s: float | None) -> None:
-        self.job = job
-        self._timeout_s = timeout_s
-        self._start_clock()
-        self.jobs_served += 1
-        message = {"id": job.id, "target": job.target, "method": job.method, "args": list(job.args)}
-        message["kwargs"] = job.kwargs
-        self._send(message)
+    def start(self, batch: Sequence[tuple[Job, float | None]]) -> None:
+        was_idle = not self.queue
+        self.queue.extend(batch)
+        if was_idle:
+            self._start_clock()
+        self.jobs_served += len(batch)
+        messages = []
+        for job, _ in batch:
+            message = {"id": job.id, "target": job.target, "method": job.method, "args": list(job.args)}
+            message["kwargs"] = job.kwargs
+            messages.append(message)
+        self._send({"jobs": messages})
+
+    def revoke(self, job_ids: Sequence[int]) -> None:
+        """Ask for the not yet started among these back; the answer comes as a `revoked` reply."""
+        self.revoking = True
+        self._send({"revoke": list(job_ids)})
+
+    def ended(self) -> tuple[Job, float | None]:
+        """The running job ended; the next in the queue (if any) runs from now."""
+        done = self.queue.popleft()
+        if self.queue:
+            self._start_clock()
+        return done
 
     def _start_clock(self) -> None:
         """A job's duration and timeout count from when its child can run it, not from the child's start-up."""
         self.started_at = time.monotonic()
-        self.deadline = self.started_at + self._timeout_s if self._timeout_s and self.ready else None
+        timeout_s = self.queue[0][1] if self.queue else None
+        self.deadline = self.started_at + timeout_s if timeout_s and self.ready else None
 
     def mark_ready(self) -> None:
         self.ready = True
-        if self.job is not None:
+        if self.queue:
             self._start_clock()
 
     def signal_stop(self, reason: Ending, grace_s: float) -> None:
@@ -134,7 +170,7 @@ class Child:
                     pass
 
     def retire(self) -> None:
-        """No more jobs: closing stdin ends the child's loop."""
+        """No more jobs: closing stdin ends the child's loop once its queue is done."""
         self.retired = True
         try:
             self._stdin.close()
@@ -144,7 +180,7 @@ class Child:
 
 @dataclass
 class Pool:
-    """A fixed number of children; `submit` to an idle one, `wait` for what ended."""
+    """A fixed number of children; `submit` a job to an idle one or `assign` batches, `wait` for what ended."""
 
     size: int
     allowed: Mapping[str, Sequence[str]]
@@ -153,29 +189,72 @@ class Pool:
     _mux: Mux = field(default_factory=new_mux)
     _children: list[Child] = field(default_factory=list)
     _stopping: bool = False
+    _cancelling: set[int] = field(default_factory=set)  # queued in a child; stopped if it starts, else revoked
+    _returned: list[Job] = field(default_factory=list)  # handed to a child that never started them
 
     def start(self) -> None:
         while len(self._children) < self.size:
-            self._children.append(Child(self.allowed, self._mux))
+            self._spawn()
+
+    def _spawn(self) -> None:
+        child = Child(self.allowed, self._mux)
+        child.max_jobs = self.max_jobs_per_child
+        self._children.append(child)
 
     def idle(self) -> int:
-        return sum(1 for c in self._children if c.accepts_jobs)
+        return sum(1 for c in self._children if c.accepts_jobs and not c.queue)
+
+    def room(self, depth: int) -> int:
+        """How many jobs the children take now, with at most `depth` queued in each."""
+        return sum(max(0, c.room(depth)) for c in self._children)
 
     def busy_jobs(self) -> list[Job]:
-        return [c.job for c in self._children if c.job is not None]
+        """Every job handed to a child and not ended: running, or queued behind the running one."""
+        return [job for c in self._children for job, _ in c.queue]
+
+    def running(self) -> int:
+        return sum(1 for c in self._children if c.queue)
 
     def submit(self, job: Job, timeout_s: float | None) -> None:
         for child in self._children:
-            if child.accepts_jobs:
-                child.start(job, timeout_s)
+            if child.accepts_jobs and not child.queue:
+                child.start([(job, timeout_s)])
                 return
         raise RuntimeError("no idle child")  # callers check idle() first
 
+    def assign(self, batch: Sequence[tuple[Job, float | None]], depth: int) -> None:
+        """Spread the jobs over the children with room, the emptiest first; callers take room() at most."""
+        todo = list(batch)
+        for child in sorted(self._children, key=lambda c: len(c.queue)):
+            take = max(0, min(child.room(depth), len(todo)))
+            if take:
+                child.start(todo[:take])
+                del todo[:take]
+        if todo:
+            raise RuntimeError("more jobs than room")
+
+    def recall(self) -> None:
+        """Ask every child for the jobs it hasn't started (at shutdown); they come back by take_returned()."""
+        for child in self._children:
+            if len(child.queue) > 1 and not child.revoking:
+                child.revoke([job.id for job, _ in list(child.queue)[1:]])
+
+    def take_returned(self) -> list[Job]:
+        """Jobs handed to a child that never started them (it was stopped, or gave them back), in order."""
+        returned, self._returned = self._returned, []
+        return returned
+
     def cancel(self, job_id: int, reason: Ending = Ending.CANCELLED) -> bool:
         for child in self._children:
-            if child.job is not None and child.job.id == job_id:
+            ids = [job.id for job, _ in child.queue]
+            if job_id not in ids:
+                continue
+            if ids[0] == job_id:
                 child.signal_stop(reason, self.kill_grace_s)
-                return True
+            else:  # not started yet: take it back, or stop it if it starts before the child answers
+                self._cancelling.add(job_id)
+                child.revoke([job_id])
+            return True
         return False
 
     def wake(self) -> None:
@@ -184,48 +263,80 @@ class Pool:
 
     def wait(self, timeout_s: float) -> list[AttemptResult]:
         """Results that ended within `timeout_s`: returns at the first (with any others already in), when
-        woken, or when the time runs out."""
+        woken, when jobs came back, or when the time runs out."""
         ended: list[AttemptResult] = []
         deadline = time.monotonic() + timeout_s
         while True:
+            woken = self._read(0.0, ended)  # what already arrived first: a job that ended isn't timed out
             self._enforce_deadlines()
-            now = time.monotonic()
-            woken = False
-            for key, line in self._mux.poll(min(deadline, self._next_deadline()) - now):
-                if key is None:
-                    woken = True
-                    continue
-                assert isinstance(key, Child)
-                result = self._on_reply(key, None if line is None else json.loads(line))
-                if result is not None:
-                    ended.append(result)
-            if ended or woken or time.monotonic() >= deadline:
+            if not (ended or woken or self._returned):
+                woken = self._read(min(deadline, self._next_deadline()) - time.monotonic(), ended)
+            if ended or woken or self._returned or time.monotonic() >= deadline:
                 return ended
 
+    def _read(self, timeout_s: float, ended: list[AttemptResult]) -> bool:
+        woken = False
+        for key, line in self._mux.poll(timeout_s):
+            if key is None:
+                woken = True
+                continue
+            assert isinstance(key, Child)
+            result = self._on_reply(key, None if line is None else json.loads(line))
+            if result is not None:
+                ended.append(result)
+        return woken
+
     def _next_deadline(self) -> float:
-        """The earliest moment a timeout or a pending SIGKILL needs the loop's attention."""
+        """The earliest moment a timeout, a pending SIGKILL or a stalled queue needs the loop's attention."""
         moments = [c.kill_at for c in self._children if c.kill_at is not None]
-        moments += [c.deadline for c in self._children if c.deadline is not None and c.job is not None]
+        moments += [c.deadline for c in self._children if c.deadline is not None and c.queue]
+        moments += [c.started_at + STALL_S for c in self._children if len(c.queue) > 1 and not c.revoking]
         return min(moments, default=float("inf"))
 
     def _on_reply(self, child: Child, reply: Any) -> AttemptResult | None:
         if reply is None:
             return self._on_exit(child)
+        if "revoked" in reply:
+            return self._on_revoked(child, reply["revoked"])
         if reply.get("ready"):
             child.mark_ready()
             return None
         job = child.job
         if job is None or reply.get("id") != job.id or child.kill_reason is not None:
             return None  # a reply that raced with a kill: the kill's outcome stands
-        child.job = None
-        duration = time.monotonic() - child.started_at
-        if child.jobs_served >= self.max_jobs_per_child:
-            child.retire()
+        duration = reply.get("s", time.monotonic() - child.started_at)
+        child.ended()
+        self._cancelling.discard(job.id)
+        self._after_end(child)
         if reply["ok"]:
             follow_up = follow_up_from_next(reply.get("next"), job.target)
             return AttemptResult(job, Ending.COMPLETED, duration, reply.get("result"), follow_up=follow_up)
         ending = Ending.REFUSED if reply.get("refused") else Ending.FAILED
         return AttemptResult(job, ending, duration, error=error_from_json(reply["error"]))
+
+    def _after_end(self, child: Child) -> None:
+        """The next job of the child's queue is running now: stop it if it was cancelled meanwhile; retire a
+        child that served its share once its queue is done."""
+        nxt = child.job
+        if nxt is not None and nxt.id in self._cancelling:
+            child.signal_stop(Ending.CANCELLED, self.kill_grace_s)
+        if nxt is None and child.jobs_served >= self.max_jobs_per_child:
+            child.retire()
+
+    def _on_revoked(self, child: Child, job_ids: list[int]) -> AttemptResult | None:
+        child.revoking = False
+        taken = set(job_ids)
+        back = [job for job, _ in child.queue if job.id in taken]
+        child.queue = deque(item for item in child.queue if item[0].id not in taken)
+        child.jobs_served -= len(back)
+        cancelled = None
+        for job in back:
+            if job.id in self._cancelling:  # only ever one at a time per revoke of a cancel
+                self._cancelling.discard(job.id)
+                cancelled = AttemptResult(job, Ending.CANCELLED, 0.0)
+            else:
+                self._returned.append(job)
+        return cancelled
 
     def _on_exit(self, child: Child) -> AttemptResult | None:
         child.force_kill()  # the group may outlive its leader: take the job's own children too
@@ -233,10 +344,15 @@ class Pool:
         child.close_pipes()
         self._children.remove(child)
         job, reason = child.job, child.kill_reason
+        for queued, _ in list(child.queue)[1:]:  # never started: the child ran its queue in order
+            if queued.id in self._cancelling:
+                self._cancelling.discard(queued.id)
+            self._returned.append(queued)
         if not self._stopping:
-            self._children.append(Child(self.allowed, self._mux))
+            self._spawn()
         if job is None:
             return None
+        self._cancelling.discard(job.id)
         duration = time.monotonic() - child.started_at
         if reason is None:
             code = child.proc.returncode
@@ -253,14 +369,17 @@ class Pool:
             if child.kill_at is not None and now >= child.kill_at:
                 child.force_kill()
                 child.kill_at = None
-            elif child.job is not None and child.kill_reason is None and child.deadline and now >= child.deadline:
+            elif child.queue and child.kill_reason is None and child.deadline and now >= child.deadline:
                 child.signal_stop(Ending.TIMED_OUT, self.kill_grace_s)
+            elif len(child.queue) > 1 and not child.revoking and now - child.started_at >= STALL_S:
+                child.revoke([job.id for job, _ in list(child.queue)[1:]])
 
     def stop(self, release_running: bool = True) -> list[AttemptResult]:
-        """Stop every child; jobs still running end as released (or cancelled, if that was asked first)."""
+        """Stop every child; jobs still running end as released (or cancelled, if that was asked first);
+        jobs queued behind them come back through take_returned()."""
         self._stopping = True
         for child in self._children:
-            if child.job is None:
+            if not child.queue:
                 child.retire()
             else:
                 child.signal_stop(Ending.RELEASED if release_running else Ending.CANCELLED, self.kill_grace_s)

@@ -1,8 +1,9 @@
 """The worker: claim -> execute -> record, in batches, under heartbeat-renewed leases.
 
 One parent process supervises a pool of child processes (executor.Pool). The parent claims due jobs in
-batches sized to free capacity and keeps them in a local buffer, hands them to idle children one at a time,
-and records the outcomes that arrive together in one transaction. Every job it holds is leased; a thread
+batches sized to free capacity and keeps them in a local buffer, hands them to children (one at a time for
+slow jobs, a few milliseconds' worth for quick ones, so a child never waits on the parent's database round
+trips), and records the outcomes that arrive together in one transaction. Every job it holds is leased; a thread
 renews the leases, so a busy job is never taken for a dead one, and every write is fenced by the lease token.
 """
 
@@ -32,6 +33,8 @@ FLUSH_MAX = 200  # outcomes written in one transaction at most
 FLUSH_WINDOW_S = 0.02  # how long an outcome may wait for others to share its transaction
 PREFETCH_HORIZON_S = 0.05
 MAX_PREFETCH = 200
+CHILD_HORIZON_S = 0.02  # how much work (at the measured job duration) a child may have queued
+MAX_CHILD_DEPTH = 100
 MAX_BACKOFF_S = 5.0  # the longest pause after a database error before the loop tries again
 BURST_CONFIRMATIONS = 3  # empty claims in a row before a burst worker takes pending jobs for not due
 BURST_RECHECK_S = 0.25  # at least this long between those claims
@@ -122,13 +125,15 @@ class Worker:
     def shutdown(self) -> None:
         """Release what is buffered, give running jobs the grace, then stop the rest and release them."""
         self.stopping = True
+        self.pool.recall()  # jobs queued in children and not started come back, to be released
         ended, self.ended = self.ended, []
-        self._record(ended + [AttemptResult(job, Ending.RELEASED, 0.0) for job in self.buffer])
+        self._record(ended + self._released(list(self.buffer)))
         self.buffer.clear()
         deadline = time.monotonic() + (self.settings.grace if self.options.grace_s is None else self.options.grace_s)
         while self.pool.busy_jobs() and time.monotonic() < deadline and not self.forced:
-            self._record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
-        self._record(self.pool.stop(release_running=True))
+            ended = self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            self._record(ended + self._released(self.pool.take_returned()))
+        self._record(self.pool.stop(release_running=True) + self._released(self.pool.take_returned()))
         if self._listener:  # before the pool closes: its thread wakes the pool
             self._listener.stop()
         self._pool_closed = True
@@ -138,6 +143,10 @@ class Worker:
         self.store.worker_deregister(self.id)
         self.log.info(None, f"Worker {self.id} stopped")
         self.log.flush()
+
+    @staticmethod
+    def _released(jobs: list[Job]) -> list[AttemptResult]:
+        return [AttemptResult(job, Ending.RELEASED, 0.0) for job in jobs]
 
     # one step ------------------------------------------------------------------------------------------
 
@@ -182,11 +191,16 @@ class Worker:
         per_child = PREFETCH_HORIZON_S / max(self._avg_job_s, 1e-6)
         return max(self.options.concurrency, min(MAX_PREFETCH, int(per_child * self.options.concurrency)))
 
+    def _depth(self) -> int:
+        """Jobs handed to each child at once: one for slow jobs, CHILD_HORIZON_S of work for quick ones."""
+        return max(1, min(MAX_CHILD_DEPTH, int(CHILD_HORIZON_S / max(self._avg_job_s, 1e-6))))
+
     def _fill(self) -> int:
-        running = len(self.pool.busy_jobs())
-        if len(self.buffer) >= self.options.concurrency:
-            return 0
-        want = self.options.concurrency + self._prefetch() - running - len(self.buffer)
+        prefetch = self._prefetch()
+        if len(self.buffer) >= max(self.options.concurrency, prefetch // 2):
+            return 0  # claim again once half the buffer is gone: fewer, larger claims
+        capacity = self.options.concurrency * self._depth() + prefetch
+        want = capacity - len(self.pool.busy_jobs()) - len(self.buffer)
         if want <= 0:
             return 0
         claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues)
@@ -197,10 +211,18 @@ class Worker:
         return len(jobs)
 
     def _dispatch(self) -> None:
-        while self.buffer and self.pool.idle():
+        returned = self.pool.take_returned()  # handed to a child that didn't start them: first in line again
+        self.buffer.extendleft(reversed(returned))
+        depth = self._depth()
+        room = min(self.pool.room(depth), len(self.buffer))
+        if room <= 0:
+            return
+        batch = []
+        for _ in range(room):
             job = self.buffer.popleft()
             self.log.executing(job)
-            self.pool.submit(job, job.timeout_s or self.settings.timeout)
+            batch.append((job, job.timeout_s or self.settings.timeout))
+        self.pool.assign(batch, depth)
 
     def _record(self, results: list[AttemptResult]) -> None:
         if not results:

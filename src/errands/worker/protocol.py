@@ -1,11 +1,16 @@
 """The messages between a supervising parent and a child that runs jobs: one JSON object per line.
 
 parent -> child   {"allowed_jobs": {...}}                                 once, first
-parent -> child   {"id": 7, "target": "...", "method": "...", "args": [...], "kwargs": {...}}
-child  -> parent  {"id": 7, "ok": true, "result": ..., "next": ["target", "method", [args]] | null}
-child  -> parent  {"id": 7, "ok": false, "refused": bool, "error": {"type", "message", "traceback", "mro"}}
+child  -> parent  {"ready": true}                                         once it can run jobs
+parent -> child   {"jobs": [{"id": 7, "target": "...", "method": "...", "args": [...], "kwargs": {...}}, ...]}
+child  -> parent  {"id": 7, "ok": true, "result": ..., "next": ["target", "method", [args]] | null, "s": 0.001}
+child  -> parent  {"id": 7, "ok": false, "refused": bool, "error": {"type", "message", "traceback", "mro"}, "s": ...}
+parent -> child   {"revoke": [8, 9]}                      take back those not started yet
+child  -> parent  {"revoked": [9]}                        the ones it took back (8 had started)
 
-The child never touches the database: it runs what it is sent and reports back.
+The child runs the jobs of its batches in order and writes each reply as its job ends ("s": the call's
+duration in seconds); a closed stdin ends it once its jobs are done. The child never touches the database:
+it runs what it is sent and reports back.
 """
 
 from __future__ import annotations
