@@ -214,6 +214,10 @@ class ErrorInfo:
     mro: tuple[str, ...] = ()  # qualified names of the exception's classes, most specific first
 
 
+# one encoder for every call: json.dumps with options builds a new one each time
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def dumps(value: Any) -> str:
     """JSON for the database: compact, and anything the job returned that JSON can't hold becomes its str()."""
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)

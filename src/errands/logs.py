@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from errands.clock import iso, utc_now
 from errands.jobs import ErrorInfo, Job, NewJob
 
 
@@ -85,15 +85,15 @@ class JobLog:
         payload: dict[str, object] = {"params": args}
         if kwargs:
             payload["kwargs"] = kwargs
-        self.info(job, f"Executing job: {job.display_name} {json.dumps(payload)}", job.attempts)
-        self.status(job, "running", job.attempts)
+        executing = _line("INFO", job.id, job.attempts, f"Executing job: {job.display_name} {json.dumps(payload)}")
+        self._emit(self._paths[0], executing + _line("INFO", job.id, job.attempts, f"Job {job.id} status: running"))
 
     def status(self, job: Job, status: str, attempt: int | None = None) -> None:
         self.info(job, f"Job {job.id} status: {status}", attempt)
 
     def completed(self, job: Job, duration_s: float) -> None:
-        self.info(job, f"Job completed: {job.display_name} in {duration_s:.3f}s", job.attempts)
-        self.status(job, "completed", job.attempts)
+        completed = _line("INFO", job.id, job.attempts, f"Job completed: {job.display_name} in {duration_s:.3f}s")
+        self._emit(self._paths[0], completed + _line("INFO", job.id, job.attempts, f"Job {job.id} status: completed"))
 
     def attempt_failed(self, job: Job, error: ErrorInfo, what: str = "failed") -> None:
         detail = f"Job {job.id} attempt {job.attempts} {what}: {error.type}: {error.message}"
@@ -120,7 +120,23 @@ class JobLog:
 
 def _line(level: str, job_id: int | None, attempt: int | None, message: str) -> str:
     where = f"job={job_id if job_id is not None else '-'} attempt={attempt if attempt is not None else '-'}"
-    head = f"{iso(utc_now())} {level} {where}"
-    first, *rest = message.splitlines() or [""]
+    head = f"{_stamp()} {level} {where}"
+    if "\n" not in message:
+        return f"{head} {message}\n"
+    first, *rest = message.splitlines()
     # a traceback's lines carry the job and attempt too, so grep finds all of an attempt's story
     return f"{head} {first}\n" + "".join(f"{head} | {more}\n" for more in rest)
+
+
+_second: tuple[int, str] = (-1, "")
+
+
+def _stamp() -> str:
+    """Now as ISO-8601 UTC with microseconds and a Z (as clock.iso), the date and time part formatted once
+    a second: a busy worker writes thousands of lines a second."""
+    global _second
+    now = time.time()
+    whole = int(now)
+    if whole != _second[0]:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((now - whole) * 1_000_000):06d}Z"

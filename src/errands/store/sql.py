@@ -40,10 +40,15 @@ class SqlStore:
     # plumbing -------------------------------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[Connection]:
-        """One transaction; a driver error leaves as StoreError with the driver's exception as its cause."""
+    def _tx(self, write: bool = True, *, one_statement: bool = False) -> Iterator[Connection]:
+        """One transaction; a driver error leaves as StoreError with the driver's exception as its cause.
+        one_statement: the transaction is a single statement, which PostgreSQL runs as its own transaction
+        (autocommit), saving the BEGIN and COMMIT round trips."""
+        options: dict[str, Any] = {"errands_write": write}
+        if one_statement and self.dialect == "postgresql":
+            options["isolation_level"] = "AUTOCOMMIT"
         try:
-            with self.engine.connect().execution_options(errands_write=write) as conn, conn.begin():
+            with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(describe(exc)) from exc
@@ -64,8 +69,25 @@ class SqlStore:
     # create and read ------------------------------------------------------------------------------------
 
     def job_insert(self, new: NewJob, *, reserve: Lease | None = None, now: datetime | None = None) -> int:
+        if self.dialect == "postgresql" and now is None:
+            with self._tx(one_statement=True) as conn:
+                return self._insert_pg(conn, new, reserve)
         with self._tx() as conn:
             return self._insert(conn, new, self._now(conn, now), reserve)
+
+    def _insert_pg(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
+        """One statement, one round trip: the row on the database's clock, and the wake-up of idle workers."""
+        clock = func.timezone("UTC", func.now())
+        values = job_values(new, datetime.min, reserve)
+        values["created_at"] = clock
+        if new.scheduled_at is None:
+            values["scheduled_at"] = clock + func.make_interval(0, 0, 0, 0, 0, 0, new.delay_s)
+        inserted = insert(jobs).values(values).returning(jobs.c.id).cte("inserted")
+        wake = reserve is None and not new.delay_s and new.scheduled_at is None
+        stmt = select(inserted.c.id)
+        if wake:
+            stmt = stmt.add_columns(func.pg_notify(JOBS_CHANNEL, new.queue))
+        return int(conn.execute(stmt).scalar_one())
 
     def _insert(self, conn: Connection, new: NewJob, now: datetime, reserve: Lease | None) -> int:
         result = conn.execute(insert(jobs).values(job_values(new, now, reserve)))
@@ -131,7 +153,7 @@ class SqlStore:
     # the lease life cycle -------------------------------------------------------------------------------
 
     def jobs_claim(self, claim: Claim, limit: int, *, now: datetime | None = None) -> list[Job]:
-        with self._tx() as conn:
+        with self._tx(one_statement=True) as conn:  # on PostgreSQL; elsewhere it is several
             moment = now if self.dialect == "postgresql" else self._now(conn, now)
             rows = claims.claim(conn, claim, limit, moment)
         return sorted((job_from_row(row) for row in rows), key=lambda j: (-j.priority, j.scheduled_at, j.id))
@@ -156,7 +178,7 @@ class SqlStore:
 
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
         plain = [o for o in outcomes if o.next_state is JobState.COMPLETED and not o.follow_ups]
-        with self._tx() as conn:
+        with self._tx(one_statement=len(plain) == len(outcomes) and now is None) as conn:
             clock = None if self.dialect == "postgresql" and now is None else self._now(conn, now)
             done = {f.job_id: f for f in finish.complete_plain(conn, plain, clock)}
             others = [o for o in outcomes if o.job_id not in done]

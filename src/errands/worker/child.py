@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import IO, Any
 
 from errands.errors import TargetNotAllowed
@@ -45,10 +46,35 @@ def _next_job(instance: Any, result: Any) -> list[Any] | None:
     return [*nxt[:-1], list(nxt[-1])]
 
 
-def run_one(message: dict[str, Any], allowed: AllowList) -> dict[str, Any]:
+class Targets:
+    """resolve() once per target and method: the allow-list check and the import don't change in a child's
+    life. A class is still instantiated for every job; a target that failed to resolve is tried again."""
+
+    def __init__(self, allowed: AllowList) -> None:
+        self.allowed = allowed
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._classes: dict[tuple[str, str], type] = {}
+
+    def resolve(self, target: str, method: str) -> tuple[Any, Callable[..., Any]]:
+        func = self._functions.get(target)
+        if func is not None and not method:
+            return None, func
+        klass = self._classes.get((target, method))
+        if klass is not None:
+            instance = klass()
+            return instance, getattr(instance, method)
+        instance, func = resolve(target, method, self.allowed)
+        if instance is None:
+            self._functions[target] = func
+        else:
+            self._classes[(target, method)] = type(instance)
+        return instance, func
+
+
+def run_one(message: dict[str, Any], targets: Targets) -> dict[str, Any]:
     job_id = message["id"]
     try:
-        instance, func = resolve(message["target"], message["method"], allowed)
+        instance, func = targets.resolve(message["target"], message["method"])
     except TargetNotAllowed as exc:
         return {"id": job_id, "ok": False, "refused": True, "error": error_to_json(_error(exc))}
     except BaseException as exc:  # the job's module failed to import: an attempt failure like any other
@@ -145,7 +171,7 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, sys.stdin.fileno())
     os.close(devnull)
-    allowed: AllowList = json.loads(commands.readline())["allowed_jobs"]
+    targets = Targets(json.loads(commands.readline())["allowed_jobs"])
     inbox = Inbox()
     reader = threading.Thread(target=_read_commands, args=(commands, inbox, replies), name="errands-commands")
     reader.daemon = True
@@ -153,7 +179,7 @@ def main() -> None:
     replies.send({"ready": True})
     while (message := inbox.take()) is not None:
         started = time.perf_counter()
-        reply = run_one(message, allowed)
+        reply = run_one(message, targets)
         reply["s"] = round(time.perf_counter() - started, 6)
         replies.send(reply)
 

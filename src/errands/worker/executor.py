@@ -58,6 +58,7 @@ def child_popen_kwargs() -> dict[str, Any]:
 
 
 STALL_S = 0.1  # a child's current job ran this long: the jobs queued behind it are taken back for others
+LINGER_S = 0.001  # with every child busy for a while, replies gather this long before the parent looks
 
 
 class Child:
@@ -76,8 +77,9 @@ class Child:
         self.deadline: float | None = None
         self.ready = False  # the child said it is up: until then a job's clock doesn't run
         self.revoking = False  # a revoke is on its way: no more jobs until its answer
-        self.kill_reason: Ending | None = None
+        self.kill_reason: Ending | None = None  # for the job running when the kill was sent
         self.kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
+        self.broken = False  # its stdin is closed under us: it died, and its exit is on its way
         self.retired = False  # stdin closed: it finishes and exits, and takes no more jobs
         self.max_jobs = 0  # set by the pool: retire after serving this many
         self._send({"allowed_jobs": {k: list(v) for k, v in allowed.items()}})
@@ -90,39 +92,61 @@ class Child:
 
     @property
     def accepts_jobs(self) -> bool:
-        return self.kill_reason is None and not self.retired and not self.revoking and self.jobs_served < self.max_jobs
+        return (
+            self.kill_reason is None
+            and not self.retired
+            and not self.broken
+            and not self.revoking
+            and self.jobs_served < self.max_jobs
+        )
+
+    def stalled(self, now: float) -> bool:
+        """Its current job has run long: jobs queued behind it would wait (start-up doesn't count)."""
+        return self.ready and bool(self.queue) and now - self.started_at > STALL_S
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def room(self, depth: int) -> int:
-        """How many more jobs it takes now: none while its current job has run long (they'd wait behind it)."""
-        if not self.accepts_jobs or (self.queue and time.monotonic() - self.started_at > STALL_S):
+        """How many more jobs it takes now: none while its current job has run long (they'd wait behind it),
+        and none until half its queue is done (a batch per message, not a job per message)."""
+        if not self.accepts_jobs or self.stalled(time.monotonic()):
+            return 0
+        if len(self.queue) > depth // 2:
             return 0
         return min(depth - len(self.queue), self.max_jobs - self.jobs_served)
 
-    def _send(self, message: dict[str, Any]) -> None:
-        self._stdin.write(dumps(message).encode() + b"\n")
-        self._stdin.flush()
+    def _send(self, message: dict[str, Any]) -> bool:
+        """False if the child is gone (its exit reaches the pool through its closed stdout)."""
+        try:
+            self._stdin.write(dumps(message).encode() + b"\n")
+            self._stdin.flush()
+        except OSError:  # BrokenPipeError, or stdin already closed
+            self.broken = True
+            return False
+        return True
 
-    def start(self, batch: Sequence[tuple[Job, float | None]]) -> None:
-        was_idle = not self.queue
-        self.queue.extend(batch)
-        if was_idle:
-            self._start_clock()
-        self.jobs_served += len(batch)
+    def start(self, batch: Sequence[tuple[Job, float | None]]) -> bool:
+        """Send the jobs; False (nothing queued) if the child is gone."""
         messages = []
         for job, _ in batch:
             message = {"id": job.id, "target": job.target, "method": job.method, "args": list(job.args)}
             message["kwargs"] = job.kwargs
             messages.append(message)
-        self._send({"jobs": messages})
+        if not self._send({"jobs": messages}):
+            return False
+        was_idle = not self.queue
+        self.queue.extend(batch)
+        if was_idle:
+            self._start_clock()
+        self.jobs_served += len(batch)
+        return True
 
     def revoke(self, job_ids: Sequence[int]) -> None:
         """Ask for the not yet started among these back; the answer comes as a `revoked` reply."""
-        self.revoking = True
-        self._send({"revoke": list(job_ids)})
+        if self._send({"revoke": list(job_ids)}):
+            self.revoking = True
 
     def ended(self) -> tuple[Job, float | None]:
         """The running job ended; the next in the queue (if any) runs from now."""
@@ -184,13 +208,14 @@ class Pool:
 
     size: int
     allowed: Mapping[str, Sequence[str]]
-    max_jobs_per_child: int = 1000
+    max_jobs_per_child: int = 100_000
     kill_grace_s: float = 3.0
     _mux: Mux = field(default_factory=new_mux)
     _children: list[Child] = field(default_factory=list)
     _stopping: bool = False
     _cancelling: set[int] = field(default_factory=set)  # queued in a child; stopped if it starts, else revoked
     _returned: list[Job] = field(default_factory=list)  # handed to a child that never started them
+    _results: list[AttemptResult] = field(default_factory=list)  # ended outside a reply (a revoked cancel)
 
     def start(self) -> None:
         while len(self._children) < self.size:
@@ -216,22 +241,23 @@ class Pool:
         return sum(1 for c in self._children if c.queue)
 
     def submit(self, job: Job, timeout_s: float | None) -> None:
+        """To an idle child; if it turns out dead, the job ends released (it never ran) and wait() says so."""
         for child in self._children:
             if child.accepts_jobs and not child.queue:
-                child.start([(job, timeout_s)])
+                if not child.start([(job, timeout_s)]):
+                    self._results.append(AttemptResult(job, Ending.RELEASED, 0.0))
                 return
         raise RuntimeError("no idle child")  # callers check idle() first
 
-    def assign(self, batch: Sequence[tuple[Job, float | None]], depth: int) -> None:
-        """Spread the jobs over the children with room, the emptiest first; callers take room() at most."""
+    def assign(self, batch: Sequence[tuple[Job, float | None]], depth: int) -> list[Job]:
+        """Spread the jobs over the children with room, the emptiest first; returns those that found no room
+        (a child's current job may have turned long since room() was asked)."""
         todo = list(batch)
         for child in sorted(self._children, key=lambda c: len(c.queue)):
             take = max(0, min(child.room(depth), len(todo)))
-            if take:
-                child.start(todo[:take])
+            if take and child.start(todo[:take]):
                 del todo[:take]
-        if todo:
-            raise RuntimeError("more jobs than room")
+        return [job for job, _ in todo]
 
     def recall(self) -> None:
         """Ask every child for the jobs it hasn't started (at shutdown); they come back by take_returned()."""
@@ -271,12 +297,19 @@ class Pool:
             self._enforce_deadlines()
             if not (ended or woken or self._returned):
                 woken = self._read(min(deadline, self._next_deadline()) - time.monotonic(), ended)
+            if ended and not woken and self._all_busy():
+                time.sleep(LINGER_S)  # every child has more queued: let replies gather, one step for many
+                woken = self._read(0.0, ended)
             if ended or woken or self._returned or time.monotonic() >= deadline:
                 return ended
 
+    def _all_busy(self) -> bool:
+        """Every child has jobs queued behind the one it runs."""
+        return all(len(c.queue) > 2 for c in self._children)
+
     def _read(self, timeout_s: float, ended: list[AttemptResult]) -> bool:
         woken = False
-        for key, line in self._mux.poll(timeout_s):
+        for key, line in self._mux.poll(0.0 if self._results else timeout_s):
             if key is None:
                 woken = True
                 continue
@@ -284,26 +317,37 @@ class Pool:
             result = self._on_reply(key, None if line is None else json.loads(line))
             if result is not None:
                 ended.append(result)
+        ended.extend(self._results)  # ended without a reply of their own (a cancel answered by a revoke)
+        self._results.clear()
         return woken
 
     def _next_deadline(self) -> float:
         """The earliest moment a timeout, a pending SIGKILL or a stalled queue needs the loop's attention."""
         moments = [c.kill_at for c in self._children if c.kill_at is not None]
         moments += [c.deadline for c in self._children if c.deadline is not None and c.queue]
-        moments += [c.started_at + STALL_S for c in self._children if len(c.queue) > 1 and not c.revoking]
+        moments += [
+            c.started_at + STALL_S
+            for c in self._children
+            if len(c.queue) > 1 and c.ready and not c.revoking and c.kill_reason is None
+        ]
         return min(moments, default=float("inf"))
 
     def _on_reply(self, child: Child, reply: Any) -> AttemptResult | None:
         if reply is None:
             return self._on_exit(child)
         if "revoked" in reply:
-            return self._on_revoked(child, reply["revoked"])
+            self._on_revoked(child, reply["revoked"])
+            return None
         if reply.get("ready"):
             child.mark_ready()
             return None
         job = child.job
-        if job is None or reply.get("id") != job.id or child.kill_reason is not None:
-            return None  # a reply that raced with a kill: the kill's outcome stands
+        if job is None or reply.get("id") != job.id:
+            return None
+        if child.kill_reason is not None:
+            # The job ended before the kill arrived: its own outcome stands, and the kill now hits whatever
+            # runs next, which goes back to pending (released) as it may have started.
+            child.kill_reason = Ending.RELEASED
         duration = reply.get("s", time.monotonic() - child.started_at)
         child.ended()
         self._cancelling.discard(job.id)
@@ -318,25 +362,23 @@ class Pool:
         """The next job of the child's queue is running now: stop it if it was cancelled meanwhile; retire a
         child that served its share once its queue is done."""
         nxt = child.job
-        if nxt is not None and nxt.id in self._cancelling:
+        if nxt is not None and nxt.id in self._cancelling and child.kill_reason is None:
             child.signal_stop(Ending.CANCELLED, self.kill_grace_s)
         if nxt is None and child.jobs_served >= self.max_jobs_per_child:
             child.retire()
 
-    def _on_revoked(self, child: Child, job_ids: list[int]) -> AttemptResult | None:
+    def _on_revoked(self, child: Child, job_ids: list[int]) -> None:
         child.revoking = False
         taken = set(job_ids)
         back = [job for job, _ in child.queue if job.id in taken]
         child.queue = deque(item for item in child.queue if item[0].id not in taken)
         child.jobs_served -= len(back)
-        cancelled = None
         for job in back:
-            if job.id in self._cancelling:  # only ever one at a time per revoke of a cancel
+            if job.id in self._cancelling:
                 self._cancelling.discard(job.id)
-                cancelled = AttemptResult(job, Ending.CANCELLED, 0.0)
+                self._results.append(AttemptResult(job, Ending.CANCELLED, 0.0))
             else:
                 self._returned.append(job)
-        return cancelled
 
     def _on_exit(self, child: Child) -> AttemptResult | None:
         child.force_kill()  # the group may outlive its leader: take the job's own children too
@@ -347,7 +389,9 @@ class Pool:
         for queued, _ in list(child.queue)[1:]:  # never started: the child ran its queue in order
             if queued.id in self._cancelling:
                 self._cancelling.discard(queued.id)
-            self._returned.append(queued)
+                self._results.append(AttemptResult(queued, Ending.CANCELLED, 0.0))
+            else:
+                self._returned.append(queued)
         if not self._stopping:
             self._spawn()
         if job is None:
@@ -371,7 +415,7 @@ class Pool:
                 child.kill_at = None
             elif child.queue and child.kill_reason is None and child.deadline and now >= child.deadline:
                 child.signal_stop(Ending.TIMED_OUT, self.kill_grace_s)
-            elif len(child.queue) > 1 and not child.revoking and now - child.started_at >= STALL_S:
+            elif len(child.queue) > 1 and not child.revoking and child.kill_reason is None and child.stalled(now):
                 child.revoke([job.id for job, _ in list(child.queue)[1:]])
 
     def stop(self, release_running: bool = True) -> list[AttemptResult]:

@@ -2,8 +2,10 @@
 
 One parent process supervises a pool of child processes (executor.Pool). The parent claims due jobs in
 batches sized to free capacity and keeps them in a local buffer, hands them to children (one at a time for
-slow jobs, a few milliseconds' worth for quick ones, so a child never waits on the parent's database round
-trips), and records the outcomes that arrive together in one transaction. Every job it holds is leased; a thread
+slow jobs, a few milliseconds' worth for quick ones), and records the outcomes. While jobs flow, the claims and
+the writes of outcomes run on a thread of their own (link.StoreLink), so the children never wait on a round
+trip; outcomes that end meanwhile share the next write. An idle worker claims in its own thread: the quickest
+pickup. Every job it holds is leased; a thread
 renews the leases, so a busy job is never taken for a dead one, and every write is fenced by the lease token.
 """
 
@@ -21,20 +23,19 @@ from errands.errors import StoreError
 from errands.jobs import Job, JobState
 from errands.logs import JobLog
 from errands.settings import Settings
-from errands.store.base import Listener, Outcome, Store, WorkerInfo
+from errands.store.base import Finished, Listener, Outcome, Store, WorkerInfo
 from errands.worker.executor import AttemptResult, Ending, Pool
 from errands.worker.heartbeat import Heartbeat
 from errands.worker.identity import claim_for, new_owner, new_token
+from errands.worker.link import StoreLink
 from errands.worker.maintenance import rescue_once
 from errands.worker.outcomes import outcome_for
 
 CANCEL_CHECK_S = 1.0
-FLUSH_MAX = 200  # outcomes written in one transaction at most
-FLUSH_WINDOW_S = 0.02  # how long an outcome may wait for others to share its transaction
 PREFETCH_HORIZON_S = 0.05
-MAX_PREFETCH = 200
+MAX_PREFETCH = 800
 CHILD_HORIZON_S = 0.02  # how much work (at the measured job duration) a child may have queued
-MAX_CHILD_DEPTH = 100
+MAX_CHILD_DEPTH = 400
 MAX_BACKOFF_S = 5.0  # the longest pause after a database error before the loop tries again
 BURST_CONFIRMATIONS = 3  # empty claims in a row before a burst worker takes pending jobs for not due
 BURST_RECHECK_S = 0.25  # at least this long between those claims
@@ -60,14 +61,12 @@ class Worker:
     forced: bool = False
     buffer: deque[Job] = field(default_factory=deque)
     held: dict[int, Job] = field(default_factory=dict)  # claimed and not yet recorded: buffered or running
-    ended: list[AttemptResult] = field(default_factory=list)  # outcomes waiting for their batch's write
 
     def __post_init__(self) -> None:
         self.pool = Pool(self.options.concurrency, self.settings.allowed_jobs, self.settings.max_jobs_per_child)
         self.policy = self.settings.retry_policy()
         self._cancel_now = threading.Event()
         self._next_cancel_check = 0.0
-        self._flush_at = 0.0
         self._avg_job_s = 1.0  # until measured, assume slow jobs: claim no more than the children can start
         self._next_rescue = 0.0
         self._unrecorded: list[Outcome] = []  # decided and logged, not yet written (the write failed)
@@ -76,6 +75,7 @@ class Worker:
         self._pool_closed = False  # its wake-up pipe is closed: its descriptors may belong to others now
         self._listener: Listener | None = None
         self._heartbeat: Heartbeat | None = None
+        self._link: StoreLink | None = None  # None before start() and once shutdown() closed it
 
     # life cycle ----------------------------------------------------------------------------------------
 
@@ -90,6 +90,7 @@ class Worker:
                     if progress:
                         self._empty_claims = 0
                     done = self.options.burst and not self.held and not progress and self._drained()
+                    # (nothing held: no claim or write is in flight either)
                 except StoreError as exc:  # a deadlock, a dropped connection: transient, the loop goes on
                     self._store_failed(exc)
                     done = False
@@ -109,6 +110,7 @@ class Worker:
         self.store.worker_register(info)
         self._listener = self.store.listen(self._on_notification)
         self._heartbeat = Heartbeat(self.settings.heartbeat_s, self._beat, self._beat_failed).start()
+        self._link = StoreLink(self.store, self._wake, self.settings.poll_interval)
         self.log.info(
             None,
             f"Worker {self.id} started: queues={','.join(self.options.queues) or '*'} "
@@ -126,14 +128,14 @@ class Worker:
         """Release what is buffered, give running jobs the grace, then stop the rest and release them."""
         self.stopping = True
         self.pool.recall()  # jobs queued in children and not started come back, to be released
-        ended, self.ended = self.ended, []
-        self._record(ended + self._released(list(self.buffer)))
-        self.buffer.clear()
         deadline = time.monotonic() + (self.settings.grace if self.options.grace_s is None else self.options.grace_s)
+        self._release_unstarted()
         while self.pool.busy_jobs() and time.monotonic() < deadline and not self.forced:
-            ended = self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic())))
-            self._record(ended + self._released(self.pool.take_returned()))
-        self._record(self.pool.stop(release_running=True) + self._released(self.pool.take_returned()))
+            self._record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
+            self._release_unstarted()
+        self._record(self.pool.stop(release_running=True))
+        self._close_link()
+        self._release_unstarted()
         if self._listener:  # before the pool closes: its thread wakes the pool
             self._listener.stop()
         self._pool_closed = True
@@ -144,6 +146,23 @@ class Worker:
         self.log.info(None, f"Worker {self.id} stopped")
         self.log.flush()
 
+    def _release_unstarted(self) -> None:
+        """Stopping: jobs claimed (a claim may still arrive) or handed back by children go back to pending."""
+        self._collect()
+        self.buffer.extend(self.pool.take_returned())
+        released, self.buffer = self._released(list(self.buffer)), deque()
+        self._record(released)
+
+    def _close_link(self) -> None:
+        """Let the link finish its round trip; what it couldn't write is written here (or raises)."""
+        if self._link is None:
+            return
+        left = self._link.close()
+        self._collect()
+        self._link = None
+        self._unrecorded[:0] = left
+        self._write_outcomes()
+
     @staticmethod
     def _released(jobs: list[Job]) -> list[AttemptResult]:
         return [AttemptResult(job, Ending.RELEASED, 0.0) for job in jobs]
@@ -151,35 +170,40 @@ class Worker:
     # one step ------------------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them in batches.
-        Returns how many jobs it claimed plus how many attempts ended (0: nothing happened)."""
-        self._write_outcomes()  # any a failed write left behind
+        """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them.
+        Returns how many jobs it claimed plus how many attempts ended or were recorded (0: nothing happened)."""
+        progress = self._collect()
+        self._write_outcomes()  # any a failed write of this thread left behind
         self._maybe_rescue()
-        claimed = 0 if self.stopping else self._fill()
+        progress += 0 if self.stopping else self._fill()
         self._dispatch()
         idle = not self.held
         wait_s = self.settings.poll_interval if idle else CANCEL_CHECK_S
-        if self.options.burst and idle and not claimed:
+        if self.options.burst and idle and not progress:
             wait_s = 0.0
-        if self.ended:
-            wait_s = min(wait_s, max(0.0, self._flush_at - time.monotonic()))
         ended = self.pool.wait(min(wait_s, self._until_next_duty()))
         self._learn(ended)
-        self.ended.extend(ended)
-        self._dispatch()  # keep the children busy before the database round trip
-        if self.ended and (
-            len(self.ended) >= FLUSH_MAX or time.monotonic() >= self._flush_at or not self.pool.busy_jobs()
-        ):
-            batch, self.ended = self.ended, []
-            self._record(batch)  # a failed write keeps the outcomes (see _write_outcomes), not the results
+        self._dispatch()  # keep the children busy first
+        self._record(ended)
         self._check_cancels()
         self.log.flush()
-        return claimed + len(ended)
+        return progress + len(ended)
+
+    def _collect(self) -> int:
+        """Take in what the link's thread got: claimed jobs, recorded outcomes, failures."""
+        if self._link is None:
+            return 0
+        got = self._link.collect()
+        for job in got.claimed:
+            self.buffer.append(job)
+            self.held[job.id] = job
+        self._forget(got.finished)
+        for exc, pause in got.errors:
+            self.log.error(None, f"Worker {self.id}: {exc} (again in {pause:.1f}s)")
+        return len(got.claimed) + len(got.finished)
 
     def _learn(self, ended: list[AttemptResult]) -> None:
-        """Track how long jobs take, to size the prefetch; start the flush window at the first outcome."""
-        if ended and not self.ended:
-            self._flush_at = time.monotonic() + FLUSH_WINDOW_S
+        """Track how long jobs take, to size the prefetch and the children's batches."""
         for result in ended:
             self._avg_job_s = 0.9 * self._avg_job_s + 0.1 * result.duration_s
 
@@ -196,14 +220,21 @@ class Worker:
         return max(1, min(MAX_CHILD_DEPTH, int(CHILD_HORIZON_S / max(self._avg_job_s, 1e-6))))
 
     def _fill(self) -> int:
+        """Claim up to capacity when the buffer runs low: in the link's thread while jobs are held (the
+        children keep running meanwhile), here when idle. Returns how many jobs were claimed here."""
         prefetch = self._prefetch()
         if len(self.buffer) >= max(self.options.concurrency, prefetch // 2):
             return 0  # claim again once half the buffer is gone: fewer, larger claims
+        if self._link is not None and self._link.claiming:
+            return 0
         capacity = self.options.concurrency * self._depth() + prefetch
         want = capacity - len(self.pool.busy_jobs()) - len(self.buffer)
         if want <= 0:
             return 0
         claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues)
+        if self.held and self._link is not None:
+            self._link.claim(claim, want)
+            return 0
         jobs = self.store.jobs_claim(claim, want)
         for job in jobs:
             self.buffer.append(job)
@@ -217,18 +248,22 @@ class Worker:
         room = min(self.pool.room(depth), len(self.buffer))
         if room <= 0:
             return
-        batch = []
-        for _ in range(room):
-            job = self.buffer.popleft()
+        batch = [self.buffer.popleft() for _ in range(room)]
+        unplaced = self.pool.assign([(job, job.timeout_s or self.settings.timeout) for job in batch], depth)
+        self.buffer.extendleft(reversed(unplaced))
+        for job in batch[: len(batch) - len(unplaced)]:
             self.log.executing(job)
-            batch.append((job, job.timeout_s or self.settings.timeout))
-        self.pool.assign(batch, depth)
 
     def _record(self, results: list[AttemptResult]) -> None:
+        """Decide and log each outcome, then write them: through the link while it runs, else here."""
         if not results:
             return
         now = utc_now()  # only for the policy's arithmetic: the store dates the retry by the database's clock
-        self._unrecorded.extend(outcome_for(r, self.settings, self.policy, self.log, now) for r in results)
+        outcomes = [outcome_for(r, self.settings, self.policy, self.log, now) for r in results]
+        if self._link is not None:
+            self._link.write(outcomes)
+            return
+        self._unrecorded.extend(outcomes)
         self._write_outcomes()
 
     def _write_outcomes(self) -> None:
@@ -238,6 +273,10 @@ class Worker:
             return
         finished = self.store.jobs_finish(self._unrecorded)
         self._unrecorded = []
+        self._forget(finished)
+
+    def _forget(self, finished: list[Finished]) -> None:
+        """Recorded jobs are no longer held; one whose lease was lost is logged."""
         for done in finished:
             job = self.held.pop(done.job_id, None)
             if not done.recorded and job is not None:
@@ -254,7 +293,7 @@ class Worker:
             return True
         ended = self.pool.wait(max(self.settings.poll_interval, BURST_RECHECK_S))
         self._learn(ended)
-        self.ended.extend(ended)
+        self._record(ended)
         return False
 
     def _store_failed(self, exc: StoreError) -> None:
@@ -265,7 +304,7 @@ class Worker:
         self.log.flush()
         ended = self.pool.wait(pause)
         self._learn(ended)
-        self.ended.extend(ended)
+        self._record(ended)
 
     # duties on a clock ---------------------------------------------------------------------------------
 
@@ -298,6 +337,10 @@ class Worker:
             self._cancel_now.set()
         elif self.held:  # a busy worker claims again as soon as it has room anyway
             return
+        if not self._pool_closed:
+            self.pool.wake()
+
+    def _wake(self) -> None:
         if not self._pool_closed:
             self.pool.wake()
 

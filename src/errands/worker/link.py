@@ -1,0 +1,142 @@
+"""The busy worker's database round trips, on a thread of their own.
+
+While jobs flow, the loop must keep the children fed: a claim or a durable write of outcomes takes
+milliseconds (more on a loaded server), and children that wait for it run nothing. So the loop hands its
+outcomes and its claims to this thread and goes on dispatching; the thread writes the outcomes that queued
+up meanwhile in one transaction, then claims, and wakes the loop with what it got. One claim is in flight at
+a time. A failed round trip keeps its outcomes for the next try, after a pause that grows with each failure
+in a row; the loop hears of the failure through collect().
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from errands.errors import StoreError
+from errands.jobs import Job
+from errands.store.base import Claim, Finished, Outcome, Store
+
+MAX_WRITE = 1000  # outcomes in one transaction at most
+MAX_PAUSE_S = 5.0
+
+
+@dataclass
+class Collected:
+    claimed: list[Job] = field(default_factory=list)
+    finished: list[Finished] = field(default_factory=list)
+    errors: list[tuple[StoreError, float]] = field(default_factory=list)  # the failure, the pause after it
+
+
+class StoreLink:
+    def __init__(self, store: Store, wake: Callable[[], None], first_pause_s: float) -> None:
+        self._store = store
+        self._wake = wake
+        self._first_pause_s = first_pause_s
+        self._cond = threading.Condition()
+        self._outcomes: list[Outcome] = []  # to write, oldest first
+        self._writing = 0  # outcomes taken by the thread and not written yet
+        self._claim: tuple[Claim, int] | None = None  # asked for, not yet started
+        self._claiming = False  # asked for or running
+        self._out = Collected()
+        self._closed = False
+        self._failures = 0
+        self._thread = threading.Thread(target=self._run, name="errands-store-link", daemon=True)
+        self._thread.start()
+
+    # the loop's side -------------------------------------------------------------------------------------
+
+    def write(self, outcomes: list[Outcome]) -> None:
+        if outcomes:
+            with self._cond:
+                self._outcomes.extend(outcomes)
+                self._cond.notify()
+
+    def claim(self, claim: Claim, limit: int) -> bool:
+        """Ask for a claim; False if one is in flight already."""
+        with self._cond:
+            if self._claiming or self._closed:
+                return False
+            self._claim, self._claiming = (claim, limit), True
+            self._cond.notify()
+            return True
+
+    @property
+    def claiming(self) -> bool:
+        with self._cond:
+            return self._claiming
+
+    @property
+    def busy(self) -> bool:
+        """A claim or a write is asked for or running."""
+        with self._cond:
+            return self._claiming or bool(self._outcomes) or self._writing > 0
+
+    def collect(self) -> Collected:
+        with self._cond:
+            out, self._out = self._out, Collected()
+            return out
+
+    def close(self) -> list[Outcome]:
+        """Finish the round trip in progress and try the queued writes once more; returns the outcomes still
+        unwritten (the caller writes them itself). Claimed jobs that arrived meanwhile: collect()."""
+        with self._cond:
+            self._closed = True
+            self._claim = None
+            self._cond.notify()
+        self._thread.join()
+        with self._cond:
+            left, self._outcomes = self._outcomes, []
+            return left
+
+    # the thread ------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._outcomes or self._claim or self._closed):
+                    self._cond.wait()
+                if self._closed and (not self._outcomes or self._failures):
+                    return
+                batch = self._outcomes[:MAX_WRITE]
+                del self._outcomes[:MAX_WRITE]
+                self._writing = len(batch)
+                asked, self._claim = self._claim, None
+            self._round_trip(batch, asked)
+
+    def _round_trip(self, batch: list[Outcome], asked: tuple[Claim, int] | None) -> None:
+        finished: list[Finished] = []
+        claimed: list[Job] = []
+        try:
+            if batch:
+                finished = self._store.jobs_finish(batch)
+                batch = []
+            if asked is not None:
+                claimed = self._store.jobs_claim(*asked)
+        except StoreError as exc:
+            self._failed(exc, batch, finished, asked is not None)
+            return
+        with self._cond:
+            self._failures = 0
+            self._writing = 0
+            if asked is not None:  # (a claim asked for during this write is still to come)
+                self._claiming = False
+            self._out.finished.extend(finished)
+            self._out.claimed.extend(claimed)
+        self._wake()
+
+    def _failed(self, exc: StoreError, unwritten: list[Outcome], finished: list[Finished], claimed: bool) -> None:
+        """Keep what wasn't written (first in line), report, and pause before the next try."""
+        with self._cond:
+            self._failures += 1
+            pause = min(self._first_pause_s * 2 ** min(self._failures - 1, 10), MAX_PAUSE_S)
+            self._outcomes[:0] = unwritten
+            self._writing = 0
+            if claimed:  # the loop asks again if it still wants jobs
+                self._claiming = False
+            self._out.finished.extend(finished)
+            self._out.errors.append((exc, pause))
+        self._wake()
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed, timeout=pause)
