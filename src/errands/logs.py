@@ -129,14 +129,19 @@ def _line(level: str, job_id: int | None, attempt: int | None, message: str) -> 
 
 
 _second: tuple[int, str] = (-1, "")
+_last: tuple[float, str] = (0.0, "")
+_REUSE_S = 0.0001
 
 
 def _stamp() -> str:
-    """Now as ISO-8601 UTC with microseconds and a Z (as clock.iso), the date and time part formatted once
-    a second: a busy worker writes thousands of lines a second."""
-    global _second
+    """Now as ISO-8601 UTC with microseconds and a Z (as clock.iso). A busy worker writes thousands of lines
+    a second: the date and time part is formatted once a second, and lines within 0.1 ms share a stamp."""
+    global _second, _last
     now = time.time()
+    if 0.0 <= now - _last[0] < _REUSE_S:
+        return _last[1]
     whole = int(now)
     if whole != _second[0]:
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_second[1]}.{int((now - whole) * 1_000_000):06d}Z"
+    _last = (now, f"{_second[1]}.{int((now - whole) * 1_000_000):06d}Z")
+    return _last[1]

@@ -2,8 +2,9 @@
 
 Every row is fenced by its lease: only a job still running under the outcome's token is completed, and its
 attempt row closed. PostgreSQL does both in one statement over arrays (one round trip for the whole batch, one
-prepared statement whatever the batch size); SQLite and MariaDB lock the rows, check their tokens, and update
-them with one executemany per table.
+prepared statement whatever the batch size); MariaDB/MySQL lock the rows and check their tokens, then update
+each table in one statement joined to the batch as JSON_TABLE (PyMySQL's executemany of an UPDATE is a round
+trip per row); SQLite, in process, locks, checks and runs one executemany per table.
 """
 
 from __future__ import annotations
@@ -67,20 +68,53 @@ def complete_plain(conn: Connection, outcomes: Sequence[Outcome], now: datetime 
             "results": [dumps(o.result) for o in outcomes],
         }
         recorded = {int(row.id) for row in conn.execute(text(_PG_COMPLETE), params)}
+    elif conn.dialect.name == "mysql":
+        assert now is not None, "only PostgreSQL reads its clock in the statement"
+        recorded = _complete_mysql(conn, outcomes, now)
     else:
         assert now is not None, "only PostgreSQL reads its clock in the statement"
         recorded = _complete_locked(conn, outcomes, now)
     return [Finished(o.job_id, recorded=o.job_id in recorded) for o in outcomes]
 
 
-def _complete_locked(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+_MYSQL_COMPLETE = """
+UPDATE errands_jobs j
+JOIN JSON_TABLE(:batch, '$[*]' COLUMNS (id BIGINT PATH '$[0]', result LONGTEXT PATH '$[1]')) v ON j.id = v.id
+SET j.status = 'completed', j.finished_at = :now, j.result = v.result,
+    j.error_type = NULL, j.error_message = NULL, j.error_traceback = NULL,
+    j.lease_owner = NULL, j.lease_token = NULL, j.lease_expires_at = NULL
+"""
+_MYSQL_CLOSE_ATTEMPTS = """
+UPDATE errands_attempts a
+JOIN JSON_TABLE(:batch, '$[*]' COLUMNS (job_id BIGINT PATH '$[0]', number INT PATH '$[1]')) v
+  ON a.job_id = v.job_id AND a.number = v.number
+SET a.finished_at = :now, a.outcome = 'completed'
+"""
+
+
+def _complete_mysql(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+    mine = _still_leased(conn, outcomes)
+    if mine:
+        jobs_batch = dumps([[o.job_id, dumps(o.result)] for o in mine])
+        conn.execute(text(_MYSQL_COMPLETE), {"batch": jobs_batch, "now": now})
+        attempts_batch = dumps([[o.job_id, o.attempt] for o in mine])
+        conn.execute(text(_MYSQL_CLOSE_ATTEMPTS), {"batch": attempts_batch, "now": now})
+    return {o.job_id for o in mine}
+
+
+def _still_leased(conn: Connection, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """Lock the outcomes' rows; those still running under the outcome's lease token."""
     locked = (
         select(jobs.c.id, jobs.c.lease_token)
         .where(jobs.c.id.in_([o.job_id for o in outcomes]), jobs.c.status == JobState.RUNNING.value)
         .with_for_update()
     )
     current = {(int(row.id), row.lease_token) for row in conn.execute(locked)}
-    mine = [o for o in outcomes if (o.job_id, o.token) in current]
+    return [o for o in outcomes if (o.job_id, o.token) in current]
+
+
+def _complete_locked(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+    mine = _still_leased(conn, outcomes)
     if mine:
         job_rows = [{"b_id": o.job_id, "b_result": dumps(o.result)} for o in mine]
         conn.execute(_COMPLETE.values(finished_at=now), job_rows)

@@ -22,7 +22,7 @@ def job_from_row(row: Row[Any]) -> Job:
         target=m["target"],
         method=m["method"],
         args=tuple(json.loads(m["args"])),
-        kwargs=json.loads(m["kwargs"]),
+        kwargs={} if m["kwargs"] == "{}" else json.loads(m["kwargs"]),  # (the common case, without a parse)
         priority=m["priority"],
         status=JobState(m["status"]),
         attempts=m["attempts"],
@@ -40,7 +40,7 @@ def job_from_row(row: Row[Any]) -> Job:
         error_traceback=m["error_traceback"],
         result=None if m["result"] is None else json.loads(m["result"]),
         parent_id=None if m["parent_id"] is None else int(m["parent_id"]),
-        then=tuple(FollowUp.from_json(raw) for raw in json.loads(m["then"])),
+        then=() if m["then"] == "[]" else tuple(FollowUp.from_json(raw) for raw in json.loads(m["then"])),
         sensitive=bool(m["sensitive"]),
         cancel_requested=bool(m["cancel_requested"]),
         lease=lease,

@@ -132,6 +132,17 @@ class Replies:
 
     def send(self, message: dict[str, Any]) -> None:
         data = (dumps(message) + "\n").encode()  # a result JSON can't hold travels as its str()
+        self._write(data)
+
+    def send_ended(self, reply: dict[str, Any], seconds: float) -> None:
+        """A job's reply; the common one (done, no result, no follow-up) as a short line: `ok ID SECONDS`."""
+        if reply["ok"] and reply["result"] is None and reply["next"] is None:
+            self._write(b"ok %d %.6f\n" % (reply["id"], seconds))
+        else:
+            reply["s"] = round(seconds, 6)
+            self.send(reply)
+
+    def _write(self, data: bytes) -> None:
         with self._lock:
             while data:
                 data = data[os.write(self._fd, data) :]
@@ -180,8 +191,7 @@ def main() -> None:
     while (message := inbox.take()) is not None:
         started = time.perf_counter()
         reply = run_one(message, targets)
-        reply["s"] = round(time.perf_counter() - started, 6)
-        replies.send(reply)
+        replies.send_ended(reply, time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,15 @@ class AttemptResult:
     follow_up: FollowUp | None = None
 
 
+def _decode(line: bytes) -> dict[str, Any]:
+    """A child's reply: JSON, or the short line of a plain completion (`ok ID SECONDS`)."""
+    if line.startswith(b"ok "):
+        _, job_id, seconds = line.split()
+        return {"id": int(job_id), "ok": True, "s": float(seconds)}
+    reply: dict[str, Any] = json.loads(line)
+    return reply
+
+
 def child_popen_kwargs() -> dict[str, Any]:
     """Spawn arguments: children get their own process group, so a kill reaches whatever the job started."""
     if POSIX:
@@ -314,7 +323,7 @@ class Pool:
                 woken = True
                 continue
             assert isinstance(key, Child)
-            result = self._on_reply(key, None if line is None else json.loads(line))
+            result = self._on_reply(key, None if line is None else _decode(line))
             if result is not None:
                 ended.append(result)
         ended.extend(self._results)  # ended without a reply of their own (a cancel answered by a revoke)

@@ -1,11 +1,12 @@
-"""The busy worker's database round trips, on a thread of their own.
+"""The busy worker's database round trips, on threads of their own.
 
 While jobs flow, the loop must keep the children fed: a claim or a durable write of outcomes takes
 milliseconds (more on a loaded server), and children that wait for it run nothing. So the loop hands its
-outcomes and its claims to this thread and goes on dispatching; the thread writes the outcomes that queued
-up meanwhile in one transaction, then claims, and wakes the loop with what it got. One claim is in flight at
-a time. A failed round trip keeps its outcomes for the next try, after a pause that grows with each failure
-in a row; the loop hears of the failure through collect().
+outcomes and its claims over and goes on dispatching. A writer thread writes the outcomes that queued up
+meanwhile in one transaction; a claimer thread claims, on a connection of its own, so a claim never waits
+behind a write (the database works on both at once). Each wakes the loop with what it got; one claim is in
+flight at a time. A failed round trip keeps its outcomes for the next try, after a pause that grows with each
+failure in a row; the loop hears of the failure through collect().
 """
 
 from __future__ import annotations
@@ -36,14 +37,18 @@ class StoreLink:
         self._first_pause_s = first_pause_s
         self._cond = threading.Condition()
         self._outcomes: list[Outcome] = []  # to write, oldest first
-        self._writing = 0  # outcomes taken by the thread and not written yet
+        self._writing = 0  # outcomes taken by the writer and not written yet
         self._claim: tuple[Claim, int] | None = None  # asked for, not yet started
         self._claiming = False  # asked for or running
         self._out = Collected()
         self._closed = False
-        self._failures = 0
-        self._thread = threading.Thread(target=self._run, name="errands-store-link", daemon=True)
-        self._thread.start()
+        self._failures = {"write": 0, "claim": 0}
+        self._threads = [
+            threading.Thread(target=self._write_loop, name="errands-writer", daemon=True),
+            threading.Thread(target=self._claim_loop, name="errands-claimer", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # the loop's side -------------------------------------------------------------------------------------
 
@@ -51,7 +56,7 @@ class StoreLink:
         if outcomes:
             with self._cond:
                 self._outcomes.extend(outcomes)
-                self._cond.notify()
+                self._cond.notify_all()
 
     def claim(self, claim: Claim, limit: int) -> bool:
         """Ask for a claim; False if one is in flight already."""
@@ -59,7 +64,7 @@ class StoreLink:
             if self._claiming or self._closed:
                 return False
             self._claim, self._claiming = (claim, limit), True
-            self._cond.notify()
+            self._cond.notify_all()
             return True
 
     @property
@@ -73,69 +78,82 @@ class StoreLink:
         with self._cond:
             return self._claiming or bool(self._outcomes) or self._writing > 0
 
+    @property
+    def settled(self) -> bool:
+        """Nothing asked for, running, or waiting to be collected."""
+        with self._cond:
+            out = self._out
+            return not (self._claiming or self._outcomes or self._writing or out.claimed or out.finished)
+
     def collect(self) -> Collected:
         with self._cond:
             out, self._out = self._out, Collected()
             return out
 
     def close(self) -> list[Outcome]:
-        """Finish the round trip in progress and try the queued writes once more; returns the outcomes still
+        """Finish the round trips in progress and try the queued writes once more; returns the outcomes still
         unwritten (the caller writes them itself). Claimed jobs that arrived meanwhile: collect()."""
         with self._cond:
             self._closed = True
             self._claim = None
-            self._cond.notify()
-        self._thread.join()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
         with self._cond:
             left, self._outcomes = self._outcomes, []
             return left
 
-    # the thread ------------------------------------------------------------------------------------------
+    # the threads -----------------------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _write_loop(self) -> None:
         while True:
             with self._cond:
-                while not (self._outcomes or self._claim or self._closed):
-                    self._cond.wait()
-                if self._closed and (not self._outcomes or self._failures):
+                self._cond.wait_for(lambda: bool(self._outcomes) or self._closed)
+                if self._closed and (not self._outcomes or self._failures["write"]):
                     return
                 batch = self._outcomes[:MAX_WRITE]
                 del self._outcomes[:MAX_WRITE]
                 self._writing = len(batch)
-                asked, self._claim = self._claim, None
-            self._round_trip(batch, asked)
-
-    def _round_trip(self, batch: list[Outcome], asked: tuple[Claim, int] | None) -> None:
-        finished: list[Finished] = []
-        claimed: list[Job] = []
-        try:
-            if batch:
+            try:
                 finished = self._store.jobs_finish(batch)
-                batch = []
-            if asked is not None:
-                claimed = self._store.jobs_claim(*asked)
-        except StoreError as exc:
-            self._failed(exc, batch, finished, asked is not None)
-            return
-        with self._cond:
-            self._failures = 0
-            self._writing = 0
-            if asked is not None:  # (a claim asked for during this write is still to come)
-                self._claiming = False
-            self._out.finished.extend(finished)
-            self._out.claimed.extend(claimed)
-        self._wake()
+            except StoreError as exc:
+                with self._cond:
+                    self._outcomes[:0] = batch  # first in line for the next try
+                    self._writing = 0
+                self._failed("write", exc)
+                continue
+            with self._cond:
+                self._failures["write"] = 0
+                self._writing = 0
+                self._out.finished.extend(finished)
+            self._wake()
 
-    def _failed(self, exc: StoreError, unwritten: list[Outcome], finished: list[Finished], claimed: bool) -> None:
-        """Keep what wasn't written (first in line), report, and pause before the next try."""
-        with self._cond:
-            self._failures += 1
-            pause = min(self._first_pause_s * 2 ** min(self._failures - 1, 10), MAX_PAUSE_S)
-            self._outcomes[:0] = unwritten
-            self._writing = 0
-            if claimed:  # the loop asks again if it still wants jobs
+    def _claim_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._claim is not None or self._closed)
+                if self._closed:
+                    return
+                asked, self._claim = self._claim, None
+            assert asked is not None
+            try:
+                claimed = self._store.jobs_claim(*asked)
+            except StoreError as exc:
+                with self._cond:
+                    self._claiming = False  # the loop asks again if it still wants jobs
+                self._failed("claim", exc)
+                continue
+            with self._cond:
+                self._failures["claim"] = 0
                 self._claiming = False
-            self._out.finished.extend(finished)
+                self._out.claimed.extend(claimed)
+            self._wake()
+
+    def _failed(self, what: str, exc: StoreError) -> None:
+        """Report, and pause before the next try (a pause that grows with each failure in a row)."""
+        with self._cond:
+            self._failures[what] += 1
+            pause = min(self._first_pause_s * 2 ** min(self._failures[what] - 1, 10), MAX_PAUSE_S)
             self._out.errors.append((exc, pause))
         self._wake()
         with self._cond:

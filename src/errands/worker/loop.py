@@ -89,8 +89,7 @@ class Worker:
                     self._store_failures = 0
                     if progress:
                         self._empty_claims = 0
-                    done = self.options.burst and not self.held and not progress and self._drained()
-                    # (nothing held: no claim or write is in flight either)
+                    done = self.options.burst and not self.held and not progress and self._settled() and self._drained()
                 except StoreError as exc:  # a deadlock, a dropped connection: transient, the loop goes on
                     self._store_failed(exc)
                     done = False
@@ -189,6 +188,10 @@ class Worker:
         self.log.flush()
         return progress + len(ended)
 
+    def _settled(self) -> bool:
+        """No claim in flight and nothing from the link waiting to be taken in."""
+        return self._link is None or self._link.settled
+
     def _collect(self) -> int:
         """Take in what the link's thread got: claimed jobs, recorded outcomes, failures."""
         if self._link is None:
@@ -222,15 +225,13 @@ class Worker:
     def _fill(self) -> int:
         """Claim up to capacity when the buffer runs low: in the link's thread while jobs are held (the
         children keep running meanwhile), here when idle. Returns how many jobs were claimed here."""
-        prefetch = self._prefetch()
-        if len(self.buffer) >= max(self.options.concurrency, prefetch // 2):
-            return 0  # claim again once half the buffer is gone: fewer, larger claims
         if self._link is not None and self._link.claiming:
             return 0
-        capacity = self.options.concurrency * self._depth() + prefetch
-        want = capacity - len(self.pool.busy_jobs()) - len(self.buffer)
-        if want <= 0:
-            return 0
+        capacity = self.options.concurrency * self._depth() + self._prefetch()
+        have = len(self.pool.busy_jobs()) + len(self.buffer)
+        if have > capacity // 2:
+            return 0  # claim again once half of it is done: fewer, larger claims
+        want = capacity - have
         claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues)
         if self.held and self._link is not None:
             self._link.claim(claim, want)

@@ -4,6 +4,7 @@ parent -> child   {"allowed_jobs": {...}}                                 once, 
 child  -> parent  {"ready": true}                                         once it can run jobs
 parent -> child   {"jobs": [{"id": 7, "target": "...", "method": "...", "args": [...], "kwargs": {...}}, ...]}
 child  -> parent  {"id": 7, "ok": true, "result": ..., "next": ["target", "method", [args]] | null, "s": 0.001}
+child  -> parent  ok 7 0.000012                          the same when result and next are null (most jobs)
 child  -> parent  {"id": 7, "ok": false, "refused": bool, "error": {"type", "message", "traceback", "mro"}, "s": ...}
 parent -> child   {"revoke": [8, 9]}                      take back those not started yet
 child  -> parent  {"revoked": [9]}                        the ones it took back (8 had started)
