@@ -85,15 +85,17 @@ class JobLog:
         payload: dict[str, object] = {"params": args}
         if kwargs:
             payload["kwargs"] = kwargs
-        executing = _line("INFO", job.id, job.attempts, f"Executing job: {job.display_name} {json.dumps(payload)}")
-        self._emit(self._paths[0], executing + _line("INFO", job.id, job.attempts, f"Job {job.id} status: running"))
+        head = _head("INFO", job.id, job.attempts)  # two lines, one stamp: a busy worker writes many
+        text = f"{head} Executing job: {job.display_name} {json.dumps(payload)}\n{head} Job {job.id} status: running\n"
+        self._emit(self._paths[0], text)
 
     def status(self, job: Job, status: str, attempt: int | None = None) -> None:
         self.info(job, f"Job {job.id} status: {status}", attempt)
 
     def completed(self, job: Job, duration_s: float) -> None:
-        completed = _line("INFO", job.id, job.attempts, f"Job completed: {job.display_name} in {duration_s:.3f}s")
-        self._emit(self._paths[0], completed + _line("INFO", job.id, job.attempts, f"Job {job.id} status: completed"))
+        head = _head("INFO", job.id, job.attempts)
+        text = f"{head} Job completed: {job.display_name} in {duration_s:.3f}s\n{head} Job {job.id} status: completed\n"
+        self._emit(self._paths[0], text)
 
     def attempt_failed(self, job: Job, error: ErrorInfo, what: str = "failed") -> None:
         detail = f"Job {job.id} attempt {job.attempts} {what}: {error.type}: {error.message}"
@@ -118,9 +120,13 @@ class JobLog:
         self.error(job, f"Refused job: {shown}: {reason}", job.attempts if job else None)
 
 
-def _line(level: str, job_id: int | None, attempt: int | None, message: str) -> str:
+def _head(level: str, job_id: int | None, attempt: int | None) -> str:
     where = f"job={job_id if job_id is not None else '-'} attempt={attempt if attempt is not None else '-'}"
-    head = f"{_stamp()} {level} {where}"
+    return f"{_stamp()} {level} {where}"
+
+
+def _line(level: str, job_id: int | None, attempt: int | None, message: str) -> str:
+    head = _head(level, job_id, attempt)
     if "\n" not in message:
         return f"{head} {message}\n"
     first, *rest = message.splitlines()

@@ -96,6 +96,12 @@ def test_lease_parent_and_status_indexes_leave_finished_rows_out(store: SqlStore
         assert wheres["ix_errands_jobs_status"] == ""
 
 
+def test_the_revision_open_store_trusts_is_alembics_head() -> None:
+    from errands.store import SCHEMA_REVISION
+
+    assert SCHEMA_REVISION == head()
+
+
 def test_upgrade_is_idempotent(db_url: str) -> None:
     store = SqlStore(db_url)
     try:

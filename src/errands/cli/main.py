@@ -35,6 +35,7 @@ from errands.spawn import dispatch
 from errands.store import open_store
 from errands.store.migrate import upgrade
 from errands.store.sql import SqlStore
+from errands.worker.executor import Pool
 from errands.worker.identity import claim_for, lease_until, new_owner, new_token
 from errands.worker.loop import Worker, WorkerOptions
 from errands.worker.maintenance import rescue_once
@@ -332,10 +333,17 @@ def worker_command(
     if max_jobs_per_child is not None:
         overrides["max_jobs_per_child"] = max_jobs_per_child
     settings = load_settings(**overrides)
-    store = open_store(settings.database_url)
+    pool = Pool(concurrency, settings.allowed_jobs, settings.max_jobs_per_child)
+    pool.start()  # the children import while this process opens the store
+    try:
+        store = open_store(settings.database_url)
+    except BaseException:
+        pool.stop()
+        pool.close()
+        raise
     log = JobLog(settings.log_file, settings.error_log_file)
     options = WorkerOptions(tuple(queue or ()), concurrency, burst, prefetch, grace)
-    worker = Worker(store, settings, log, options)
+    worker = Worker(store, settings, log, options, started_pool=pool)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: worker.request_stop())
     try:

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from errands.clock import utc_now
 from errands.errors import StoreError
@@ -62,8 +62,12 @@ class Worker:
     buffer: deque[Job] = field(default_factory=deque)
     held: dict[int, Job] = field(default_factory=dict)  # claimed and not yet recorded: buffered or running
 
-    def __post_init__(self) -> None:
-        self.pool = Pool(self.options.concurrency, self.settings.allowed_jobs, self.settings.max_jobs_per_child)
+    started_pool: InitVar[Pool | None] = None  # children the caller started early (they import meanwhile)
+
+    def __post_init__(self, started_pool: Pool | None) -> None:
+        self.pool = started_pool or Pool(
+            self.options.concurrency, self.settings.allowed_jobs, self.settings.max_jobs_per_child
+        )
         self.policy = self.settings.retry_policy()
         self._cancel_now = threading.Event()
         self._next_cancel_check = 0.0
