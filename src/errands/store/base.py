@@ -95,6 +95,9 @@ class Listener(Protocol):
 
 class Store(Protocol):
     url: str
+    # False where the database has one writer at a time (SQLite): two write transactions of one process would
+    # only wait for each other, so a worker runs its claims and writes one after another
+    concurrent_writes: bool
 
     def close(self) -> None: ...
 

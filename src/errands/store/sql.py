@@ -33,6 +33,7 @@ class SqlStore:
         self.url = url
         self.engine = engines.create(url)
         self.dialect = self.engine.dialect.name
+        self.concurrent_writes = self.dialect != "sqlite"
 
     def close(self) -> None:
         self.engine.dispose()

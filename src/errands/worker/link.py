@@ -3,15 +3,18 @@
 While jobs flow, the loop must keep the children fed: a claim or a durable write of outcomes takes
 milliseconds (more on a loaded server), and children that wait for it run nothing. So the loop hands its
 outcomes and its claims over and goes on dispatching. A writer thread writes the outcomes that queued up
-meanwhile in one transaction; a claimer thread claims, on a connection of its own, so a claim never waits
-behind a write (the database works on both at once). Each wakes the loop with what it got; one claim is in
-flight at a time. A failed round trip keeps its outcomes for the next try, after a pause that grows with each
-failure in a row; the loop hears of the failure through collect().
+meanwhile (up to WRITE_WINDOW_S) in one transaction; a claimer thread claims, on a connection of its own, so a
+claim never waits behind a write (the database works on both at once; on SQLite, which has one writer, they
+take turns). Each wakes the loop with what it got; one claim is in flight at a time. A failed round trip
+keeps its outcomes for the next try, after a pause that grows with each failure in a row; the loop hears of
+the failure through collect().
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +23,7 @@ from errands.jobs import Job
 from errands.store.base import Claim, Finished, Outcome, Store
 
 MAX_WRITE = 1000  # outcomes in one transaction at most
+WRITE_WINDOW_S = 0.01  # an outcome waits this long at most for others to share its transaction
 MAX_PAUSE_S = 5.0
 
 
@@ -33,10 +37,13 @@ class Collected:
 class StoreLink:
     def __init__(self, store: Store, wake: Callable[[], None], first_pause_s: float) -> None:
         self._store = store
+        # one round trip at a time where the database has one writer (SQLite): they'd only wait for each other
+        self._one_at_a_time = threading.Lock() if not store.concurrent_writes else contextlib.nullcontext()
         self._wake = wake
         self._first_pause_s = first_pause_s
         self._cond = threading.Condition()
         self._outcomes: list[Outcome] = []  # to write, oldest first
+        self._first_at = 0.0  # when the oldest of them arrived
         self._writing = 0  # outcomes taken by the writer and not written yet
         self._claim: tuple[Claim, int] | None = None  # asked for, not yet started
         self._claiming = False  # asked for or running
@@ -55,6 +62,8 @@ class StoreLink:
     def write(self, outcomes: list[Outcome]) -> None:
         if outcomes:
             with self._cond:
+                if not self._outcomes:
+                    self._first_at = time.monotonic()
                 self._outcomes.extend(outcomes)
                 self._cond.notify_all()
 
@@ -109,13 +118,17 @@ class StoreLink:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._outcomes) or self._closed)
+                # fewer, larger transactions: less commit work, and on SQLite less waiting for its one writer
+                window = self._first_at + WRITE_WINDOW_S - time.monotonic()
+                self._cond.wait_for(lambda: self._closed or len(self._outcomes) >= MAX_WRITE, timeout=window)
                 if self._closed and (not self._outcomes or self._failures["write"]):
                     return
                 batch = self._outcomes[:MAX_WRITE]
                 del self._outcomes[:MAX_WRITE]
                 self._writing = len(batch)
             try:
-                finished = self._store.jobs_finish(batch)
+                with self._one_at_a_time:
+                    finished = self._store.jobs_finish(batch)
             except StoreError as exc:
                 with self._cond:
                     self._outcomes[:0] = batch  # first in line for the next try
@@ -137,7 +150,8 @@ class StoreLink:
                 asked, self._claim = self._claim, None
             assert asked is not None
             try:
-                claimed = self._store.jobs_claim(*asked)
+                with self._one_at_a_time:
+                    claimed = self._store.jobs_claim(*asked)
             except StoreError as exc:
                 with self._cond:
                     self._claiming = False  # the loop asks again if it still wants jobs

@@ -340,8 +340,7 @@ class Worker:
     def _on_notification(self, channel: str, payload: str) -> None:
         if channel == "errands_cancel":
             self._cancel_now.set()
-        elif self.held:  # a busy worker claims again as soon as it has room anyway
-            return
+        # a busy worker too: it may have room now (what it holds may be outcomes waiting for their write)
         if not self._pool_closed:
             self.pool.wake()
 
