@@ -33,7 +33,6 @@ from errands.logs import JobLog
 from errands.settings import load_settings
 from errands.spawn import dispatch
 from errands.store import open_store
-from errands.store.migrate import upgrade
 from errands.store.sql import SqlStore
 from errands.worker.executor import Pool
 from errands.worker.identity import claim_for, lease_until, new_owner, new_token
@@ -75,7 +74,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(code: Exit, message: str) -> typer.Exit:
-    render.err.print(f"errands: {message}", markup=False)
+    render.err().print(f"errands: {message}", markup=False)
     return typer.Exit(int(code))
 
 
@@ -235,6 +234,8 @@ def migrate() -> None:
     settings = load_settings()
     store = SqlStore(settings.database_url)
     try:
+        from errands.store.migrate import upgrade  # Alembic only for this command
+
         upgrade(store)
     finally:
         store.close()

@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from errands.clock import iso
 from errands.jobs import Attempt, Job, JobState
 from errands.store.base import WorkerInfo
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+# Rich loads when something is rendered (~6 MB): a worker's process never needs it.
+
+
+@cache
+def out() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+@cache
+def err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def table_of(*columns: str, title: str | None = None) -> Table:
+    from rich.table import Table
+
+    return Table(*columns, title=title)
 
 
 def job_detail_json(job: Job, attempts: list[Attempt], follow_ups: list[int]) -> dict[str, Any]:
@@ -40,7 +61,7 @@ def ending_line(job: Job) -> str:
 
 
 def jobs_table(jobs: list[Job]) -> None:
-    table = Table("id", "queue", "job", "args", "priority", "status", "attempts", "scheduled", "error")
+    table = table_of("id", "queue", "job", "args", "priority", "status", "attempts", "scheduled", "error")
     for job in jobs:
         args, _ = job.shown_args()
         table.add_row(
@@ -54,20 +75,20 @@ def jobs_table(jobs: list[Job]) -> None:
             iso(job.scheduled_at) or "",
             (job.error_message or "")[:40],
         )
-    out.print(table)
+    out().print(table)
 
 
 def job_detail(job: Job, attempts: list[Attempt], follow_ups: list[int]) -> None:
     data = job.to_json()
     for key, value in data.items():
-        out.print(f"[bold]{key:>16}[/bold]  {json.dumps(value) if isinstance(value, list | dict) else value}")
-    out.print(f"[bold]{'follow_ups':>16}[/bold]  {follow_ups}")
-    table = Table("#", "started", "finished", "outcome", "worker", "error", title="attempts")
+        out().print(f"[bold]{key:>16}[/bold]  {json.dumps(value) if isinstance(value, list | dict) else value}")
+    out().print(f"[bold]{'follow_ups':>16}[/bold]  {follow_ups}")
+    table = table_of("#", "started", "finished", "outcome", "worker", "error", title="attempts")
     for a in attempts:
         outcome = a.outcome.value if a.outcome else "running"
         error = f"{a.error_type}: {a.error_message}" if a.error_type else ""
         table.add_row(str(a.number), iso(a.started_at), iso(a.finished_at) or "", outcome, a.worker or "", error)
-    out.print(table)
+    out().print(table)
 
 
 def worker_json(w: WorkerInfo) -> dict[str, Any]:
@@ -83,8 +104,8 @@ def worker_json(w: WorkerInfo) -> dict[str, Any]:
 
 
 def workers_table(workers: list[WorkerInfo]) -> None:
-    table = Table("id", "host", "pid", "queues", "concurrency", "started", "heartbeat")
+    table = table_of("id", "host", "pid", "queues", "concurrency", "started", "heartbeat")
     for w in workers:
         queues = ",".join(w.queues) or "*"
         table.add_row(w.id, w.host, str(w.pid), queues, str(w.concurrency), iso(w.started_at), iso(w.heartbeat_at))
-    out.print(table)
+    out().print(table)

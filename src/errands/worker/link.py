@@ -30,7 +30,7 @@ MAX_PAUSE_S = 5.0
 @dataclass
 class Collected:
     claimed: list[Job] = field(default_factory=list)
-    finished: list[Finished] = field(default_factory=list)
+    finished: list[tuple[Outcome, Finished]] = field(default_factory=list)  # each outcome written, and how
     errors: list[tuple[StoreError, float]] = field(default_factory=list)  # the failure, the pause after it
 
 
@@ -138,7 +138,7 @@ class StoreLink:
             with self._cond:
                 self._failures["write"] = 0
                 self._writing = 0
-                self._out.finished.extend(finished)
+                self._out.finished.extend(zip(batch, finished, strict=True))
             self._wake()
 
     def _claim_loop(self) -> None:

@@ -277,14 +277,18 @@ class Worker:
         if not self._unrecorded:
             return
         finished = self.store.jobs_finish(self._unrecorded)
-        self._unrecorded = []
-        self._forget(finished)
+        written, self._unrecorded = self._unrecorded, []
+        self._forget(list(zip(written, finished, strict=True)))
 
-    def _forget(self, finished: list[Finished]) -> None:
-        """Recorded jobs are no longer held; one whose lease was lost is logged."""
-        for done in finished:
-            job = self.held.pop(done.job_id, None)
-            if not done.recorded and job is not None:
+    def _forget(self, finished: list[tuple[Outcome, Finished]]) -> None:
+        """Recorded jobs are no longer held; one whose lease was lost is logged. Only the attempt the outcome
+        was for: a retry may have been claimed again already (by the claimer, before this news came in)."""
+        for outcome, done in finished:
+            job = self.held.get(done.job_id)
+            if job is None or job.lease is None or job.lease.token != outcome.token:
+                continue
+            del self.held[done.job_id]
+            if not done.recorded:
                 self.log.error(job, f"Job {job.id}: lease lost before its outcome was recorded", job.attempts)
 
     def _drained(self) -> bool:
