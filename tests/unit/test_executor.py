@@ -168,9 +168,9 @@ def make_pool(workdir: Path) -> Iterator[Callable[..., Pool]]:
     """Fresh pools for the tests that kill, crash or replace children; each stopped at the end."""
     pools: list[Pool] = []
 
-    def make(size: int = 1, **options: Any) -> Pool:
+    def make(size: int = 1, allowed: dict[str, list[str]] = ALLOWED, **options: Any) -> Pool:
         options.setdefault("kill_grace_s", 0.3)
-        pool = Pool(size, ALLOWED, **options)
+        pool = Pool(size, allowed, **options)
         pool.start()
         pools.append(pool)
         return pool
@@ -178,6 +178,7 @@ def make_pool(workdir: Path) -> Iterator[Callable[..., Pool]]:
     yield make
     for pool in pools:
         pool.stop()
+        pool.close()
 
 
 @pytest.fixture(scope="module")

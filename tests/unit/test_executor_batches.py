@@ -8,6 +8,7 @@ must not run leaves a file behind if it does; a job that must stay running waits
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -16,13 +17,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import test_executor
 from test_executor import ALLOWED as UNIT_ALLOWED
-from test_executor import DEADLINE_S, JOBS_MODULE, make_job, pids_in, run, until, warm
+from test_executor import DEADLINE_S, make_job, pids_in, run, until, warm
 
 import errands.worker.executor as executor
 from errands.jobs import Job
@@ -84,29 +86,21 @@ def batch_job(method: str, *args: Any) -> Job:
     return make_job("batch_jobs.Batch", method, *args)
 
 
-@pytest.fixture
-def bdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "unit_jobs.py").write_text(JOBS_MODULE)
-    (tmp_path / "batch_jobs.py").write_text(BATCH_JOBS_MODULE)
-    monkeypatch.chdir(tmp_path)  # the children resolve targets from the directory they start in
-    return tmp_path
+# test_executor's fixtures, shared: the job module in a fresh working directory, and fresh pools
+workdir = test_executor.workdir
+make_pool = test_executor.make_pool
 
 
 @pytest.fixture
-def new_pool(bdir: Path) -> Iterator[Callable[..., Pool]]:
-    pools: list[Pool] = []
+def bdir(workdir: Path) -> Path:
+    (workdir / "batch_jobs.py").write_text(BATCH_JOBS_MODULE)  # beside unit_jobs.py, in the children's cwd
+    return workdir
 
-    def make(size: int = 1, **options: Any) -> Pool:
-        options.setdefault("kill_grace_s", 0.3)
-        pool = Pool(size, ALLOWED, **options)
-        pool.start()
-        pools.append(pool)
-        return pool
 
-    yield make
-    for pool in pools:
-        pool.stop()
-        pool.close()
+@pytest.fixture
+def new_pool(bdir: Path, make_pool: Callable[..., Pool]) -> Callable[..., Pool]:
+    """test_executor's fresh pools, with batch_jobs.py beside unit_jobs.py and on the allow-list."""
+    return functools.partial(make_pool, allowed=ALLOWED)
 
 
 def drive(pool: Pool, ids: set[int], returned: int = 0) -> tuple[list[AttemptResult], list[Job]]:
