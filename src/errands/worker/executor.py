@@ -246,9 +246,6 @@ class Pool:
         """Every job handed to a child and not ended: running, or queued behind the running one."""
         return [job for c in self._children for job, _ in c.queue]
 
-    def running(self) -> int:
-        return sum(1 for c in self._children if c.queue)
-
     def submit(self, job: Job, timeout_s: float | None) -> None:
         """To an idle child; if it turns out dead, the job ends released (it never ran) and wait() says so."""
         for child in self._children:

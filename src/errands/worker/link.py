@@ -82,12 +82,6 @@ class StoreLink:
             return self._claiming
 
     @property
-    def busy(self) -> bool:
-        """A claim or a write is asked for or running."""
-        with self._cond:
-            return self._claiming or bool(self._outcomes) or self._writing > 0
-
-    @property
     def settled(self) -> bool:
         """Nothing asked for, running, or waiting to be collected."""
         with self._cond:
