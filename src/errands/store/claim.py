@@ -98,12 +98,16 @@ def claim(conn: Connection, claim: Claim, limit: int, now: datetime | None) -> l
         }
         return list(conn.execute(text(_PG_CLAIM), params))
     assert now is not None, "only PostgreSQL reads its clock in the claim"
-    moment = now
-    rows = _claim_due(conn, claim, limit, moment)
-    if rows:
-        begun = [{"job_id": r.id, "number": r.attempts, "started_at": moment, "worker": claim.worker} for r in rows]
-        conn.execute(insert(attempts), begun)
+    rows = _claim_due(conn, claim, limit, now)
+    begin_attempts(conn, rows, claim.worker, now)
     return rows
+
+
+def begin_attempts(conn: Connection, claimed: Sequence[Any], worker: str, now: datetime) -> None:
+    """The attempt rows of claimed jobs (rows or Jobs: their id and attempts), opened at `now`."""
+    if claimed:
+        begun = [{"job_id": j.id, "number": j.attempts, "started_at": now, "worker": worker} for j in claimed]
+        conn.execute(insert(attempts), begun)
 
 
 def _claim_due(conn: Connection, claim: Claim, limit: int, now: datetime) -> list[Any]:

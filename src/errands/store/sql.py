@@ -173,8 +173,7 @@ class SqlStore:
             if conn.execute(stmt).rowcount != 1:
                 return None
             job = job_from_row(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
-            begun = {"job_id": job.id, "number": job.attempts, "started_at": moment, "worker": claim.worker}
-            conn.execute(insert(attempts).values(begun))
+            claims.begin_attempts(conn, [job], claim.worker, moment)
         return job
 
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:

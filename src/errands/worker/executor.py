@@ -71,7 +71,7 @@ LINGER_S = 0.001  # with every child busy for a while, replies gather this long 
 
 
 class Child:
-    def __init__(self, allowed: Mapping[str, Sequence[str]], mux: Mux) -> None:
+    def __init__(self, allowed: Mapping[str, Sequence[str]], mux: Mux, max_jobs: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "errands.worker.child"],
             stdin=subprocess.PIPE,
@@ -90,7 +90,7 @@ class Child:
         self.kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
         self.broken = False  # its stdin is closed under us: it died, and its exit is on its way
         self.retired = False  # stdin closed: it finishes and exits, and takes no more jobs
-        self.max_jobs = 0  # set by the pool: retire after serving this many
+        self.max_jobs = max_jobs  # retire after serving this many
         self._send({"allowed_jobs": {k: list(v) for k, v in allowed.items()}})
         mux.add(self, self.proc.stdout)
 
@@ -112,6 +112,15 @@ class Child:
     def stalled(self, now: float) -> bool:
         """Its current job has run long: jobs queued behind it would wait (start-up doesn't count)."""
         return self.ready and bool(self.queue) and now - self.started_at > STALL_S
+
+    def stall_at(self) -> float | None:
+        """When the jobs queued behind the current one are to be taken back, if they are still waiting then."""
+        if len(self.queue) > 1 and self.ready and not self.revoking and self.kill_reason is None:
+            return self.started_at + STALL_S
+        return None
+
+    def unstarted_ids(self) -> list[int]:
+        return [job.id for job, _ in list(self.queue)[1:]]
 
     @property
     def pid(self) -> int:
@@ -157,12 +166,11 @@ class Child:
         if self._send({"revoke": list(job_ids)}):
             self.revoking = True
 
-    def ended(self) -> tuple[Job, float | None]:
+    def ended(self) -> None:
         """The running job ended; the next in the queue (if any) runs from now."""
-        done = self.queue.popleft()
+        self.queue.popleft()
         if self.queue:
             self._start_clock()
-        return done
 
     def _start_clock(self) -> None:
         """A job's duration and timeout count from when its child can run it, not from the child's start-up."""
@@ -231,9 +239,7 @@ class Pool:
             self._spawn()
 
     def _spawn(self) -> None:
-        child = Child(self.allowed, self._mux)
-        child.max_jobs = self.max_jobs_per_child
-        self._children.append(child)
+        self._children.append(Child(self.allowed, self._mux, self.max_jobs_per_child))
 
     def idle(self) -> int:
         return sum(1 for c in self._children if c.accepts_jobs and not c.queue)
@@ -241,6 +247,10 @@ class Pool:
     def room(self, depth: int) -> int:
         """How many jobs the children take now, with at most `depth` queued in each."""
         return sum(max(0, c.room(depth)) for c in self._children)
+
+    def busy(self) -> int:
+        """How many jobs are handed to children and not ended (busy_jobs() without the list)."""
+        return sum(len(c.queue) for c in self._children)
 
     def busy_jobs(self) -> list[Job]:
         """Every job handed to a child and not ended: running, or queued behind the running one."""
@@ -269,7 +279,7 @@ class Pool:
         """Ask every child for the jobs it hasn't started (at shutdown); they come back by take_returned()."""
         for child in self._children:
             if len(child.queue) > 1 and not child.revoking:
-                child.revoke([job.id for job, _ in list(child.queue)[1:]])
+                child.revoke(child.unstarted_ids())
 
     def take_returned(self) -> list[Job]:
         """Jobs handed to a child that never started them (it was stopped, or gave them back), in order."""
@@ -331,11 +341,7 @@ class Pool:
         """The earliest moment a timeout, a pending SIGKILL or a stalled queue needs the loop's attention."""
         moments = [c.kill_at for c in self._children if c.kill_at is not None]
         moments += [c.deadline for c in self._children if c.deadline is not None and c.queue]
-        moments += [
-            c.started_at + STALL_S
-            for c in self._children
-            if len(c.queue) > 1 and c.ready and not c.revoking and c.kill_reason is None
-        ]
+        moments += [at for c in self._children if (at := c.stall_at()) is not None]
         return min(moments, default=float("inf"))
 
     def _on_reply(self, child: Child, reply: Any) -> AttemptResult | None:
@@ -370,7 +376,7 @@ class Pool:
         nxt = child.job
         if nxt is not None and nxt.id in self._cancelling and child.kill_reason is None:
             child.signal_stop(Ending.CANCELLED, self.kill_grace_s)
-        if nxt is None and child.jobs_served >= self.max_jobs_per_child:
+        if nxt is None and child.jobs_served >= child.max_jobs:
             child.retire()
 
     def _on_revoked(self, child: Child, job_ids: list[int]) -> None:
@@ -379,7 +385,11 @@ class Pool:
         back = [job for job, _ in child.queue if job.id in taken]
         child.queue = deque(item for item in child.queue if item[0].id not in taken)
         child.jobs_served -= len(back)
-        for job in back:
+        self._give_back(back)
+
+    def _give_back(self, unstarted: list[Job]) -> None:
+        """Jobs a child never started: cancelled ones end so; the others come back through take_returned()."""
+        for job in unstarted:
             if job.id in self._cancelling:
                 self._cancelling.discard(job.id)
                 self._results.append(AttemptResult(job, Ending.CANCELLED, 0.0))
@@ -392,12 +402,7 @@ class Pool:
         child.close_pipes()
         self._children.remove(child)
         job, reason = child.job, child.kill_reason
-        for queued, _ in list(child.queue)[1:]:  # never started: the child ran its queue in order
-            if queued.id in self._cancelling:
-                self._cancelling.discard(queued.id)
-                self._results.append(AttemptResult(queued, Ending.CANCELLED, 0.0))
-            else:
-                self._returned.append(queued)
+        self._give_back([queued for queued, _ in list(child.queue)[1:]])  # the child ran its queue in order
         if not self._stopping:
             self._spawn()
         if job is None:
@@ -421,8 +426,8 @@ class Pool:
                 child.kill_at = None
             elif child.queue and child.kill_reason is None and child.deadline and now >= child.deadline:
                 child.signal_stop(Ending.TIMED_OUT, self.kill_grace_s)
-            elif len(child.queue) > 1 and not child.revoking and child.kill_reason is None and child.stalled(now):
-                child.revoke([job.id for job, _ in list(child.queue)[1:]])
+            elif (stall_at := child.stall_at()) is not None and now >= stall_at:
+                child.revoke(child.unstarted_ids())
 
     def stop(self, release_running: bool = True) -> list[AttemptResult]:
         """Stop every child; jobs still running end as released (or cancelled, if that was asked first);

@@ -24,7 +24,12 @@ from errands.store.base import Claim, Finished, Outcome, Store
 
 MAX_WRITE = 1000  # outcomes in one transaction at most
 WRITE_WINDOW_S = 0.01  # an outcome waits this long at most for others to share its transaction
-MAX_PAUSE_S = 5.0
+MAX_PAUSE_S = 5.0  # the longest pause after a database error before the next try
+
+
+def pause_after(failures: int, first_s: float) -> float:
+    """How long to wait after `failures` failed round trips in a row: doubling from `first_s`, capped."""
+    return min(first_s * 2.0 ** min(failures - 1, 10), MAX_PAUSE_S)
 
 
 @dataclass
@@ -161,7 +166,7 @@ class StoreLink:
         """Report, and pause before the next try (a pause that grows with each failure in a row)."""
         with self._cond:
             self._failures[what] += 1
-            pause = min(self._first_pause_s * 2 ** min(self._failures[what] - 1, 10), MAX_PAUSE_S)
+            pause = pause_after(self._failures[what], self._first_pause_s)
             self._out.errors.append((exc, pause))
         self._wake()
         with self._cond:

@@ -27,7 +27,7 @@ from errands.store.base import Finished, Listener, Outcome, Store, WorkerInfo
 from errands.worker.executor import AttemptResult, Ending, Pool
 from errands.worker.heartbeat import Heartbeat
 from errands.worker.identity import claim_for, new_owner, new_token
-from errands.worker.link import StoreLink
+from errands.worker.link import StoreLink, pause_after
 from errands.worker.maintenance import rescue_once
 from errands.worker.outcomes import outcome_for
 
@@ -36,7 +36,6 @@ PREFETCH_HORIZON_S = 0.05
 MAX_PREFETCH = 800
 CHILD_HORIZON_S = 0.02  # how much work (at the measured job duration) a child may have queued
 MAX_CHILD_DEPTH = 400
-MAX_BACKOFF_S = 5.0  # the longest pause after a database error before the loop tries again
 BURST_CONFIRMATIONS = 3  # empty claims in a row before a burst worker takes pending jobs for not due
 BURST_RECHECK_S = 0.25  # at least this long between those claims
 
@@ -133,7 +132,7 @@ class Worker:
         self.pool.recall()  # jobs queued in children and not started come back, to be released
         deadline = time.monotonic() + (self.settings.grace if self.options.grace_s is None else self.options.grace_s)
         self._release_unstarted()
-        while self.pool.busy_jobs() and time.monotonic() < deadline and not self.forced:
+        while self.pool.busy() and time.monotonic() < deadline and not self.forced:
             self._record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
             self._release_unstarted()
         self._record(self.pool.stop(release_running=True))
@@ -232,7 +231,7 @@ class Worker:
         if self._link is not None and self._link.claiming:
             return 0
         capacity = self.options.concurrency * self._depth() + self._prefetch()
-        have = len(self.pool.busy_jobs()) + len(self.buffer)
+        have = self.pool.busy() + len(self.buffer)
         if have > capacity // 2:
             return 0  # claim again once half of it is done: fewer, larger claims
         want = capacity - have
@@ -308,7 +307,7 @@ class Worker:
     def _store_failed(self, exc: StoreError) -> None:
         """Log a failed step and pause (longer after each failure in a row), still supervising the children."""
         self._store_failures += 1
-        pause = min(self.settings.poll_interval * 2 ** min(self._store_failures - 1, 10), MAX_BACKOFF_S)
+        pause = pause_after(self._store_failures, self.settings.poll_interval)
         self.log.error(None, f"Worker {self.id}: {exc} (again in {pause:.1f}s)")
         self.log.flush()
         ended = self.pool.wait(pause)
