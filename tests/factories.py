@@ -9,6 +9,29 @@ from errands.jobs import Job, JobState
 
 MOMENT = datetime(2026, 1, 1, 12, 0, 0)
 
+# the keys of Job.to_json() that scripts rely on (docs/cli.md): the model's test and the CLI's check them
+JOB_JSON_KEYS = frozenset(
+    {
+        "id",
+        "queue",
+        "target",
+        "method",
+        "args",
+        "kwargs",
+        "priority",
+        "status",
+        "attempts",
+        "max_attempts",
+        "parent_id",
+        "scheduled_at",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "error_type",
+        "error_message",
+    }
+)
+
 
 def make_job(**overrides: Any) -> Job:
     """A running first attempt of SampleJob.process("test1", "test2"), as job 7; override any field."""

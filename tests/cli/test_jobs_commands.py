@@ -6,31 +6,13 @@ from typing import Any
 
 import pytest
 
+import factories
+
 SAMPLE = "examples.jobs.SampleJob"
 FAILING = "examples.jobs.FailingJob"
 ADD = "examples.jobs:add"
 MISSING = "987654"
 
-# the keys of Job.to_json() that scripts rely on (docs/cli.md)
-JOB_JSON_KEYS = {
-    "id",
-    "queue",
-    "target",
-    "method",
-    "args",
-    "kwargs",
-    "priority",
-    "status",
-    "attempts",
-    "max_attempts",
-    "parent_id",
-    "scheduled_at",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "error_type",
-    "error_message",
-}
 TIME_KEYS = ("scheduled_at", "created_at", "started_at", "finished_at")
 
 
@@ -49,7 +31,7 @@ def test_jobs_list_filters_and_json_contract(cli: Any) -> None:
     assert ids(everything) == [beta_add, beta, alpha]
     for job in everything:
         assert isinstance(job, dict)
-        assert JOB_JSON_KEYS <= set(job), f"missing {JOB_JSON_KEYS - set(job)}"
+        assert factories.JOB_JSON_KEYS <= set(job), f"missing {factories.JOB_JSON_KEYS - set(job)}"
         assert isinstance(job["id"], int) and isinstance(job["args"], list) and isinstance(job["kwargs"], dict)
         for key in TIME_KEYS:
             if job[key] is not None:

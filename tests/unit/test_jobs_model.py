@@ -95,31 +95,11 @@ def test_the_states_and_outcomes_by_value() -> None:
 
 # to_json ------------------------------------------------------------------------------------------------
 
-CONTRACT_KEYS = {
-    "id",
-    "queue",
-    "target",
-    "method",
-    "args",
-    "kwargs",
-    "priority",
-    "status",
-    "attempts",
-    "max_attempts",
-    "parent_id",
-    "scheduled_at",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "error_type",
-    "error_message",
-}
-
 
 def test_to_json_keys_are_the_contract() -> None:
     # docs/cli.md: keys are only ever added, never renamed or removed
     out = make_job().to_json()
-    assert CONTRACT_KEYS | {"timeout", "result", "sensitive", "cancel_requested"} <= set(out)
+    assert factories.JOB_JSON_KEYS | {"timeout", "result", "sensitive", "cancel_requested"} <= set(out)
     json.dumps(out)  # plain JSON values only
 
 
