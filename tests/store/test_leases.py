@@ -358,7 +358,8 @@ def test_renew_extends_only_the_owners_leases_with_these_tokens(store: SqlStore)
     j4 = store.job_insert(NewJob("t.A", ""), reserve=Lease("w1", "t4", at(30)), now=T0)
     j5 = store.job_insert(NewJob("t.A", ""), now=T0)
 
-    assert store.leases_renew("w1", ["t1", "t3", "t4", "nope"], 60, now=at(10)) == 2
+    held = {j1.id: "t1", j3.id: "t3", j4: "t4", j5: "nope"}
+    assert store.leases_renew("w1", held, 60, now=at(10)) == {j1.id, j4}
     lease = store.job_get(j1.id).lease
     assert lease == Lease("w1", "t1", at(70))
     assert store.job_get(j4).lease == Lease("w1", "t4", at(70))
@@ -366,25 +367,53 @@ def test_renew_extends_only_the_owners_leases_with_these_tokens(store: SqlStore)
     assert store.job_get(j3.id).lease == Lease("w2", "t3", at(30))  # someone else's
     assert store.job_get(j5).lease is None
 
-    assert store.leases_renew("w2", ["t1"], 60, now=at(10)) == 0  # right token, wrong owner
+    assert store.leases_renew("w2", {j1.id: "t1"}, 60, now=at(10)) == set()  # right token, wrong owner
     assert store.job_get(j1.id).lease == Lease("w1", "t1", at(70))
-    assert store.leases_renew("w1", [], 60, now=at(10)) == 0
+    assert store.leases_renew("w1", {j2.id: "t1"}, 60, now=at(10)) == set()  # another job of the same owner
+    assert store.job_get(j2.id).lease == Lease("w1", "t2", at(30))
+    assert store.leases_renew("w1", {}, 60, now=at(10)) == set()
 
 
 def test_renew_skips_finished_jobs(store: SqlStore) -> None:
     job = running_job(store, token="t1")
     done = Outcome(job.id, "t1", 1, AttemptOutcome.COMPLETED, JobState.COMPLETED)
     assert store.jobs_finish([done], now=at(5))[0].recorded
-    assert store.leases_renew("w1", ["t1"], 60, now=at(10)) == 0
+    assert store.leases_renew("w1", {job.id: "t1"}, 60, now=at(10)) == set()
     assert store.job_get(job.id).lease is None
 
 
 def test_renewed_lease_is_not_rescued(store: SqlStore) -> None:
     job = running_job(store, token="t1")
-    assert store.leases_renew("w1", ["t1"], 60, now=at(25)) == 1
+    assert store.leases_renew("w1", {job.id: "t1"}, 60, now=at(25)) == {job.id}
     assert store.jobs_rescue_expired(3, now=at(40)) == []
     assert store.job_get(job.id).status is JobState.RUNNING
     assert [r.job_id for r in store.jobs_rescue_expired(3, now=at(86))] == [job.id]
+
+
+def test_a_claim_slower_than_a_quarter_of_its_lease_renews_it_before_returning(store: SqlStore) -> None:
+    job_id = store.job_insert(NewJob("t.A", "run"))
+    lease_s = 1e-4  # any claim takes longer than a quarter of this
+    [job] = store.jobs_claim(claim_for(lease_s=lease_s), 1)
+    claimed_at = attempt_of(store, job_id, 1).started_at
+    lease = store.job_get(job_id).lease
+    assert lease is not None and lease.token == "tok-1"
+    assert lease.expires_at > claimed_at + timedelta(seconds=lease_s)  # renewed after the claim's moment
+    assert job.id == job_id
+
+
+def test_a_slow_claims_renewal_leaves_out_jobs_rescued_meanwhile(store: SqlStore) -> None:
+    ids = [store.job_insert(NewJob("t.A", "run"), now=at(-1)) for _ in range(2)]
+    claim = claim_for()
+    claimed = store.jobs_claim(claim, 2, now=T0)
+    # the claim outlasted its lease: another worker's rescuer took one back before the renewal
+    assert store.leases_renew("w1", {ids[1]: "tok-1"}, 60, now=at(10)) == {ids[1]}
+    assert store.jobs_rescue_expired(3, now=at(31)) == [Rescued(ids[0], 1, failed=False)]
+
+    kept = store._renew_slow_claim(claim, claimed)  # what jobs_claim does when the claim was slow
+
+    assert [job.id for job in kept] == [ids[1]]
+    assert store.job_get(ids[0]).status is JobState.PENDING
+    assert store.job_get(ids[0]).lease is None
 
 
 # jobs_rescue_expired ----------------------------------------------------------------------------------------
@@ -459,7 +488,7 @@ def test_after_rescue_the_old_token_is_fenced_off(store: SqlStore) -> None:
     late = Outcome(job.id, "tok-old", 1, AttemptOutcome.COMPLETED, JobState.COMPLETED, result="late")
     assert store.jobs_finish([late], now=at(32)) == [Finished(job.id, recorded=False)]
     assert store.job_get(job.id).status is JobState.PENDING
-    assert store.leases_renew("w1", ["tok-old"], 30, now=at(32)) == 0
+    assert store.leases_renew("w1", {job.id: "tok-old"}, 30, now=at(32)) == set()
 
     [again] = store.jobs_claim(claim_for(owner="w2", token="tok-new"), 1, now=at(33))
     assert store.jobs_finish([late], now=at(34)) == [Finished(job.id, recorded=False)]

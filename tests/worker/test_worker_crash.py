@@ -110,3 +110,33 @@ def test_long_job_on_a_healthy_worker_is_never_rescued(project: Project) -> None
     assert project.record_counts() == {1: 1}
     assert "lost" not in project.log_text()
     assert idle.popen.poll() is None and busy.popen.poll() is None
+
+
+@pytest.mark.slow
+def test_a_worker_that_fell_behind_starts_no_job_whose_lease_lapsed(project: Project) -> None:
+    """Stopped (SIGSTOP) for longer than a lease while jobs wait in its buffer: the rescuer puts them back,
+    and on waking the worker must not start them under the lost leases (they would run twice)."""
+    blocker = project.enqueue("wait_for_file", "go")
+    queued = [project.enqueue("record", i) for i in range(3)]
+    worker = project.start_worker("--burst", "--concurrency", "1", "--prefetch", "3")
+    project.wait_file("go.started")  # the blocker runs in the one child; the three wait in the buffer
+    project.wait_for(lambda: all(project.job(i).status is JobState.RUNNING for i in queued), 30, what="all claimed")
+
+    worker.signal(signal.SIGSTOP)
+    try:
+        rescued: set[int] = set()
+        project.wait_for(
+            lambda: (
+                rescued.update(r.job_id for r in project.store.jobs_rescue_expired(3)) or rescued == {blocker, *queued}
+            ),
+            30,
+            what="the leases to lapse and the jobs to be rescued",
+        )
+    finally:
+        project.touch("go")
+        worker.signal(signal.SIGCONT)
+
+    assert worker.wait(60) == 0, worker.output()
+    assert project.record_counts() == {0: 1, 1: 1, 2: 1}  # the rescued copies ran, the lapsed ones didn't
+    assert "its lease may have lapsed before it started" in project.log_text()
+    assert {project.job(i).status for i in [blocker, *queued]} == {JobState.COMPLETED}

@@ -7,7 +7,7 @@ or driver exceptions (a driver error surfaces as StoreError with the driver's ex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -142,8 +142,11 @@ class Store(Protocol):
         lease_token = the outcome's token; a stale token changes nothing (Finished.recorded = False)."""
         ...
 
-    def leases_renew(self, owner: str, tokens: Sequence[str], lease_s: float, *, now: datetime | None = None) -> int:
-        """Extend the leases of the owner's running or reserved jobs that still carry these tokens."""
+    def leases_renew(
+        self, owner: str, held: Mapping[int, str], lease_s: float, *, now: datetime | None = None
+    ) -> set[int]:
+        """Extend the leases of the owner's running or reserved jobs (`held`: job id -> lease token) that still
+        carry these tokens. Returns the ids of those it extended (the others are no longer this owner's)."""
         ...
 
     def jobs_rescue_expired(self, crash_budget: int, *, now: datetime | None = None) -> list[Rescued]:

@@ -26,6 +26,7 @@ from errands.targets import AllowList, resolve
 from errands.worker.protocol import error_to_json
 
 PARENT_CHECK_S = 0.2
+_NEVER = float("inf")
 
 
 def _error(exc: BaseException) -> ErrorInfo:
@@ -91,22 +92,30 @@ class Inbox:
     """Jobs sent and not started yet; the reader thread fills it, the main thread takes from it."""
 
     def __init__(self) -> None:
-        self._jobs: deque[dict[str, Any]] = deque()
+        self._jobs: deque[tuple[dict[str, Any], float]] = deque()  # each with the moment to start it by
         self._ready = threading.Condition()
         self._closed = False
 
-    def put(self, jobs: list[dict[str, Any]]) -> None:
+    def put(self, jobs: list[dict[str, Any]], until: float | None) -> None:
+        start_by = _NEVER if until is None else until
         with self._ready:
-            self._jobs.extend(jobs)
+            self._jobs.extend((job, start_by) for job in jobs)
             self._ready.notify()
 
     def revoke(self, ids: list[int]) -> list[int]:
         """Take back the jobs among `ids` that haven't started; returns their ids."""
         wanted = set(ids)
+        return self._take_back(lambda job, _: job["id"] in wanted)
+
+    def expired(self, now: float) -> list[int]:
+        """Take back the jobs whose start-by moment has passed; returns their ids."""
+        return self._take_back(lambda _, start_by: now > start_by)
+
+    def _take_back(self, which: Callable[[dict[str, Any], float], bool]) -> list[int]:
         with self._ready:
-            kept = [job for job in self._jobs if job["id"] not in wanted]
-            taken = [job["id"] for job in self._jobs if job["id"] in wanted]
-            self._jobs = deque(kept)
+            taken = [job["id"] for job, start_by in self._jobs if which(job, start_by)]
+            if taken:
+                self._jobs = deque(item for item in self._jobs if not which(*item))
         return taken
 
     def close(self) -> None:
@@ -114,8 +123,9 @@ class Inbox:
             self._closed = True
             self._ready.notify()
 
-    def take(self) -> dict[str, Any] | None:
-        """The next job; None once the parent closed our stdin and nothing is left."""
+    def take(self) -> tuple[dict[str, Any], float] | None:
+        """The next job and the moment to start it by; None once the parent closed our stdin and nothing is
+        left."""
         with self._ready:
             while not self._jobs and not self._closed:
                 self._ready.wait()
@@ -152,7 +162,7 @@ def _read_commands(commands: IO[str], inbox: Inbox, replies: Replies) -> None:
     for line in commands:
         message = json.loads(line)
         if "jobs" in message:
-            inbox.put(message["jobs"])
+            inbox.put(message["jobs"], message.get("until"))
         elif "revoke" in message:
             replies.send({"revoked": inbox.revoke(message["revoke"])})
     inbox.close()
@@ -188,7 +198,11 @@ def main() -> None:
     reader.daemon = True
     reader.start()
     replies.send({"ready": True})
-    while (message := inbox.take()) is not None:
+    while (taken := inbox.take()) is not None:
+        message, start_by = taken
+        if (now := time.monotonic()) > start_by:  # the parent's lease may have lapsed: it decides again
+            replies.send({"revoked": [message["id"], *inbox.expired(now)]})
+            continue
         started = time.perf_counter()
         reply = run_one(message, targets)
         replies.send_ended(reply, time.perf_counter() - started)

@@ -145,14 +145,15 @@ class Child:
             return False
         return True
 
-    def start(self, batch: Sequence[tuple[Job, float | None]]) -> bool:
-        """Send the jobs; False (nothing queued) if the child is gone."""
+    def start(self, batch: Sequence[tuple[Job, float | None]], until: float | None = None) -> bool:
+        """Send the jobs, to be started by `until` (time.monotonic()) or given back; False (nothing queued) if
+        the child is gone."""
         messages = []
         for job, _ in batch:
             message = {"id": job.id, "target": job.target, "method": job.method, "args": list(job.args)}
             message["kwargs"] = job.kwargs
             messages.append(message)
-        if not self._send({"jobs": messages}):
+        if not self._send({"jobs": messages, "until": until}):
             return False
         was_idle = not self.queue
         self.queue.extend(batch)
@@ -265,13 +266,14 @@ class Pool:
                 return
         raise RuntimeError("no idle child")  # callers check idle() first
 
-    def assign(self, batch: Sequence[tuple[Job, float | None]], depth: int) -> list[Job]:
+    def assign(self, batch: Sequence[tuple[Job, float | None]], depth: int, until: float | None = None) -> list[Job]:
         """Spread the jobs over the children with room, the emptiest first; returns those that found no room
-        (a child's current job may have turned long since room() was asked)."""
+        (a child's current job may have turned long since room() was asked). A child gives back unstarted
+        what it couldn't start by `until` (time.monotonic()): through take_returned(), as a revoke's answer."""
         todo = list(batch)
         for child in sorted(self._children, key=lambda c: len(c.queue)):
             take = max(0, min(child.room(depth), len(todo)))
-            if take and child.start(todo[:take]):
+            if take and child.start(todo[:take], until):
                 del todo[:take]
         return [job for job, _ in todo]
 

@@ -34,8 +34,8 @@ class Heartbeat:
                 self._on_error(exc)
 
 
-def lease_renewer(store: Store, owner: str, tokens: Callable[[], list[str]], lease_s: float) -> Callable[[], None]:
+def lease_renewer(store: Store, owner: str, held: Callable[[], dict[int, str]], lease_s: float) -> Callable[[], None]:
     def beat() -> None:
-        store.leases_renew(owner, tokens(), lease_s)
+        store.leases_renew(owner, held(), lease_s)
 
     return beat

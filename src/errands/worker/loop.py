@@ -27,6 +27,7 @@ from errands.store.base import Finished, Listener, Outcome, Store, WorkerInfo
 from errands.worker.executor import AttemptResult, Ending, Pool
 from errands.worker.heartbeat import Heartbeat
 from errands.worker.identity import claim_for, new_owner, new_token
+from errands.worker.leases import LeaseClock
 from errands.worker.link import StoreLink, pause_after
 from errands.worker.maintenance import rescue_once
 from errands.worker.outcomes import outcome_for
@@ -79,6 +80,7 @@ class Worker:
         self._listener: Listener | None = None
         self._heartbeat: Heartbeat | None = None
         self._link: StoreLink | None = None  # None before start() and once shutdown() closed it
+        self._leases = LeaseClock(self.settings.lease_timeout)
 
     # life cycle ----------------------------------------------------------------------------------------
 
@@ -200,6 +202,7 @@ class Worker:
         if self._link is None:
             return 0
         got = self._link.collect()
+        self._leases.claimed(got.claimed)
         for job in got.claimed:
             self.buffer.append(job)
             self.held[job.id] = job
@@ -236,10 +239,12 @@ class Worker:
             return 0  # claim again once half of it is done: fewer, larger claims
         want = capacity - have
         claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues)
+        self._leases.asking(claim.token)
         if self.held and self._link is not None:
             self._link.claim(claim, want)
             return 0
         jobs = self.store.jobs_claim(claim, want)
+        self._leases.claimed(jobs)
         for job in jobs:
             self.buffer.append(job)
             self.held[job.id] = job
@@ -252,11 +257,23 @@ class Worker:
         room = min(self.pool.room(depth), len(self.buffer))
         if room <= 0:
             return
-        batch = [self.buffer.popleft() for _ in range(room)]
-        unplaced = self.pool.assign([(job, job.timeout_s or self.settings.timeout) for job in batch], depth)
+        batch = self._unlapsed([self.buffer.popleft() for _ in range(room)])
+        timed = [(job, job.timeout_s or self.settings.timeout) for job in batch]
+        unplaced = self.pool.assign(timed, depth, self._leases.start_by(batch))
         self.buffer.extendleft(reversed(unplaced))
         for job in batch[: len(batch) - len(unplaced)]:
             self.log.executing(job)
+
+    def _unlapsed(self, batch: list[Job]) -> list[Job]:
+        """The jobs of `batch` that may start; those whose lease may have lapsed are released (leases.py)."""
+        lapsed = self._leases.lapsed(batch)
+        if not lapsed:
+            return batch
+        for job in lapsed:
+            self.log.error(job, f"Job {job.id}: its lease may have lapsed before it started (the worker fell behind)")
+        self._record(self._released(lapsed))
+        gone = {job.id for job in lapsed}
+        return [job for job in batch if job.id not in gone]
 
     def _record(self, results: list[AttemptResult]) -> None:
         """Decide and log each outcome, then write them: through the link while it runs, else here."""
@@ -287,6 +304,7 @@ class Worker:
             if job is None or job.lease is None or job.lease.token != outcome.token:
                 continue
             del self.held[done.job_id]
+            self._leases.forget(done.job_id)
             if not done.recorded:
                 self.log.error(job, f"Job {job.id}: lease lost before its outcome was recorded", job.attempts)
 
@@ -352,8 +370,10 @@ class Worker:
             self.pool.wake()
 
     def _beat(self) -> None:
-        tokens = sorted({job.lease.token for job in list(self.held.values()) if job.lease})
-        self.store.leases_renew(self.id, tokens, self.settings.lease_timeout)
+        held = {job.id: job.lease.token for job in list(self.held.values()) if job.lease}
+        sent_at = time.monotonic()
+        renewed = self.store.leases_renew(self.id, held, self.settings.lease_timeout)
+        self._leases.renewed(sent_at, set(held), renewed)
         self.store.worker_heartbeat(self.id)
 
     def _beat_failed(self, exc: Exception) -> None:

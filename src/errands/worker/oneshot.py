@@ -30,19 +30,20 @@ class OneShot:
 
     def __post_init__(self) -> None:
         self.policy = self.settings.retry_policy()
+        self._current: int | None = None  # the job being run (its lease is the one to renew)
 
     def run(self, job_id: int) -> list[Job]:
         """Run the job and every follow-up it creates; return them as they ended, in order."""
         pool = Pool(1, self.settings.allowed_jobs, kill_grace_s=3.0)
         pool.start()
-        beat = lease_renewer(self.store, self.claim.owner, lambda: [self.claim.token], self.claim.lease_s)
+        beat = lease_renewer(self.store, self.claim.owner, self._held, self.claim.lease_s)
         heartbeat = Heartbeat(self.settings.heartbeat_s, beat, self._heartbeat_failed).start()
         finished: list[Job] = []
         try:
             todo = [job_id]
             while todo:
-                current = todo.pop(0)
-                final, follow_ups = self._run_to_end(pool, current)
+                self._current = todo.pop(0)
+                final, follow_ups = self._run_to_end(pool, self._current)
                 finished.append(final)
                 todo.extend(follow_ups)
         finally:
@@ -50,6 +51,9 @@ class OneShot:
             pool.stop(release_running=False)
             pool.close()
         return finished
+
+    def _held(self) -> dict[int, str]:
+        return {} if self._current is None else {self._current: self.claim.token}
 
     def _heartbeat_failed(self, exc: Exception) -> None:
         self.log.error(None, f"lease renewal failed: {exc}")

@@ -77,7 +77,7 @@ def outcome_for(
         log.cancelled(job)
         return Outcome(**base, outcome=AttemptOutcome.CANCELLED, next_state=JobState.CANCELLED)
     if result.ending is Ending.RELEASED:
-        log.info(job, f"Job {job.id} released at shutdown: back to pending", job.attempts)
+        log.info(job, f"Job {job.id} released: back to pending", job.attempts)
         return Outcome(**base, outcome=AttemptOutcome.RELEASED, next_state=JobState.PENDING, reserve=reserve)
     error = result.error or ErrorInfo("Error", "unknown failure")
     if result.ending is Ending.REFUSED:

@@ -2,16 +2,20 @@
 
 parent -> child   {"allowed_jobs": {...}}                                 once, first
 child  -> parent  {"ready": true}                                         once it can run jobs
-parent -> child   {"jobs": [{"id": 7, "target": "...", "method": "...", "args": [...], "kwargs": {...}}, ...]}
+parent -> child   {"jobs": [{"id": 7, "target": "...", "method": "...", "args": [...], "kwargs": {...}}, ...],
+                   "until": 81234.5 | null}               start none of them after this time.monotonic()
 child  -> parent  {"id": 7, "ok": true, "result": ..., "next": ["target", "method", [args]] | null, "s": 0.001}
 child  -> parent  ok 7 0.000012                          the same when result and next are null (most jobs)
 child  -> parent  {"id": 7, "ok": false, "refused": bool, "error": {"type", "message", "traceback", "mro"}, "s": ...}
 parent -> child   {"revoke": [8, 9]}                      take back those not started yet
 child  -> parent  {"revoked": [9]}                        the ones it took back (8 had started)
+child  -> parent  {"revoked": [10, 11]}                   unasked: their "until" passed before they started
 
 The child runs the jobs of its batches in order and writes each reply as its job ends ("s": the call's
 duration in seconds); a closed stdin ends it once its jobs are done. The child never touches the database:
-it runs what it is sent and reports back.
+it runs what it is sent and reports back. "until" is the moment the parent's leases on the batch may lapse
+(the monotonic clock is the machine's, shared by both processes): a child that gets to a job later gives it
+back unstarted, and the parent, with news of renewals meanwhile, sends it again or releases it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,83 @@
+"""When each held job's lease was last known good, by this worker's own clock.
+
+A worker that falls behind (an overloaded machine, a paused process, a claim that waited on the database)
+may hold jobs whose leases lapsed: the rescuer has put them back and another worker may be running them.
+Fencing rejects the late outcome, but the job would still have run twice. So the loop starts no job whose
+lease was last known good more than LAPSE_SHARE of a lease ago: it releases it instead (a fenced write, which
+changes nothing if the lease is gone); and a child reaching a job after that moment gives it back unstarted.
+"Known good": asked for by a claim (the database dates the lease a little later), or renewed by a heartbeat
+that was sent at that moment and found the job still this worker's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from errands.jobs import Job
+
+# Held back once its lease has run out by this worker's clock (the database dated it a little later: it may
+# still hold for a moment, and a release is a fenced write). Earlier, say at 3/4 of a lease, measured worse: on
+# a loaded MariaDB a renewal can take seconds to commit, and releasing jobs it was about to save only added work.
+LAPSE_SHARE = 1.0
+_ASKED_KEPT = 8  # claims whose asking time is remembered (one is in flight at a time)
+
+
+@dataclass(frozen=True)
+class Renewal:
+    sent_at: float
+    asked: frozenset[int]
+    renewed: frozenset[int]
+
+
+class LeaseClock:
+    """The loop's thread calls everything but `renewed`, which the heartbeat's thread calls."""
+
+    def __init__(self, lease_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._limit_s = lease_s * LAPSE_SHARE
+        self._good_at: dict[int, float] = {}  # job id -> when its lease was last known good
+        self._asked_at: dict[str, float] = {}  # claim token -> when the claim was asked for
+        self._renewal: Renewal | None = None  # the heartbeat's latest (one assignment: no lock needed)
+        self._applied: Renewal | None = None
+
+    def asking(self, token: str) -> None:
+        self._asked_at[token] = self._clock()
+        while len(self._asked_at) > _ASKED_KEPT:
+            del self._asked_at[next(iter(self._asked_at))]
+
+    def claimed(self, jobs: list[Job]) -> None:
+        now = self._clock()
+        for job in jobs:
+            token = job.lease.token if job.lease else ""
+            self._good_at[job.id] = self._asked_at.get(token, now)
+
+    def renewed(self, sent_at: float, asked: set[int], renewed: set[int]) -> None:
+        self._renewal = Renewal(sent_at, frozenset(asked), frozenset(renewed))
+
+    def forget(self, job_id: int) -> None:
+        self._good_at.pop(job_id, None)
+
+    def lapsed(self, jobs: list[Job]) -> list[Job]:
+        """Those of `jobs` whose lease may have lapsed."""
+        self._apply_renewal()
+        too_old = self._clock() - self._limit_s
+        return [job for job in jobs if self._good_at.get(job.id, float("inf")) <= too_old]
+
+    def start_by(self, jobs: list[Job]) -> float | None:
+        """The moment after which none of `jobs` is to start (the earliest of their leases may lapse then)."""
+        known = [good_at for job in jobs if (good_at := self._good_at.get(job.id)) is not None]
+        return min(known) + self._limit_s if known else None
+
+    def _apply_renewal(self) -> None:
+        renewal = self._renewal
+        if renewal is None or renewal is self._applied:
+            return
+        self._applied = renewal
+        for job_id in renewal.asked:
+            good_at = self._good_at.get(job_id)
+            if good_at is None or good_at > renewal.sent_at:
+                continue  # finished since, or claimed again after the renewal was sent: news of another lease
+            # a held job the renewal didn't find is no longer this worker's: its lease is gone
+            self._good_at[job_id] = renewal.sent_at if job_id in renewal.renewed else float("-inf")

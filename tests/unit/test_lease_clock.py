@@ -1,0 +1,75 @@
+"""LeaseClock: which held jobs may still start, by when their leases were last known good (a stepped clock)."""
+
+from __future__ import annotations
+
+from errands.jobs import Job, Lease
+from errands.worker.leases import LeaseClock
+from factories import MOMENT, make_job
+
+LEASE_S = 4.0  # lapsed after 4 s (LAPSE_SHARE) without news
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def held(job_id: int, token: str) -> Job:
+    return make_job(id=job_id, lease=Lease("w1", token, MOMENT))
+
+
+def ids(jobs: list[Job]) -> list[int]:
+    return [job.id for job in jobs]
+
+
+def test_a_claimed_job_is_good_until_a_lease_after_the_claim_was_asked_for() -> None:
+    clock = Clock()
+    leases = LeaseClock(LEASE_S, clock)
+    leases.asking("a")
+    clock.now += 1.0  # the claim's round trip
+    jobs = [held(1, "a"), held(2, "a")]
+    leases.claimed(jobs)
+
+    clock.now += 2.9
+    assert leases.lapsed(jobs) == []
+    assert leases.start_by(jobs) == 104.0
+    clock.now += 0.1  # 4 s after the asking, though 3 s after the jobs arrived
+    assert ids(leases.lapsed(jobs)) == [1, 2]
+
+
+def test_a_renewal_counts_from_when_it_was_sent_and_a_job_it_did_not_find_is_lapsed_at_once() -> None:
+    clock = Clock()
+    leases = LeaseClock(LEASE_S, clock)
+    leases.asking("a")
+    jobs = [held(1, "a"), held(2, "a")]
+    leases.claimed(jobs)
+
+    clock.now += 2.0
+    leases.renewed(clock.now, asked={1, 2}, renewed={1})  # 2: the rescuer took it back meanwhile
+    clock.now += 0.5  # the renewal's round trip
+    assert ids(leases.lapsed(jobs)) == [2]
+    clock.now += 3.4
+    assert ids(leases.lapsed(jobs)) == [2]
+    clock.now += 0.1  # 4 s after the renewal was sent
+    assert ids(leases.lapsed(jobs)) == [1, 2]
+
+
+def test_a_renewal_sent_before_a_job_was_claimed_again_is_no_news_of_the_new_lease() -> None:
+    clock = Clock()
+    leases = LeaseClock(LEASE_S, clock)
+    sent_at = clock.now  # the heartbeat asks for job 1 under its first lease...
+    leases.forget(1)  # ...which ends meanwhile (its outcome was written)
+    clock.now += 0.1
+    leases.asking("b")
+    again = [held(1, "b")]
+    leases.claimed(again)  # a retry, claimed again
+    leases.renewed(sent_at, asked={1}, renewed=set())  # didn't find the first lease: it had ended
+    assert leases.lapsed(again) == []
+
+
+def test_a_job_the_clock_never_heard_of_is_not_held_back() -> None:
+    leases = LeaseClock(LEASE_S, Clock())
+    assert leases.lapsed([held(7, "x")]) == []
