@@ -47,6 +47,7 @@ class Client:
         self.settings = settings
         self.store = store
         self.log = log or JobLog(settings.log_file, settings.error_log_file)
+        self._allowed: set[tuple[str, str]] = set()  # (target, method) pairs checked and allowed already
 
     def close(self) -> None:
         self.log.close()
@@ -58,7 +59,7 @@ class Client:
         """Validate a request into the value the store inserts. Refusals are written to the error log."""
         method = normalize_method(request.target, request.method)
         try:
-            check_allowed(request.target, method, self.settings.allowed_jobs)
+            self._check_allowed(request.target, method)
             then = tuple(self._then_step(step) for step in request.then)
         except TargetNotAllowed as refusal:
             self.log.refused(refusal.target, refusal.method, refusal.reason)
@@ -79,6 +80,13 @@ class Client:
             then=then,
         )
 
+    def _check_allowed(self, target: str, method: str) -> None:
+        """check_allowed, remembered for the pairs it allowed (the allow-list is fixed with the settings):
+        enqueue_many of thousands of jobs of a few kinds checks each kind once."""
+        if (target, method) not in self._allowed:
+            check_allowed(target, method, self.settings.allowed_jobs)
+            self._allowed.add((target, method))
+
     def _then_step(self, step: ThenStep) -> FollowUp:
         if isinstance(step, FollowUp):
             follow_up = step
@@ -87,7 +95,7 @@ class Client:
                 raise InvalidInput("then: each step is (target, method) or (target, method, args)")
             args = tuple(_arg_list("then args", step[2])) if len(step) == 3 else ()
             follow_up = FollowUp(str(step[0]), normalize_method(str(step[0]), str(step[1])), args)
-        check_allowed(follow_up.target, follow_up.method, self.settings.allowed_jobs)
+        self._check_allowed(follow_up.target, follow_up.method)
         _json_value("then args", list(follow_up.args))
         _json_value("then kwargs", _kwarg_dict("then kwargs", follow_up.kwargs))
         return follow_up
@@ -136,7 +144,20 @@ class Client:
         return job
 
 
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: Any) -> bool:
+    """A value that JSON keeps exactly as it is: no round trip needed to normalize or check it."""
+    kind = type(value)
+    return kind in _PLAIN_TYPES or (kind is float and math.isfinite(value))
+
+
 def _json_value(name: str, value: Any) -> Any:
+    """`value` as JSON gives it back (tuples become lists, ...), or InvalidInput. A list or dict of plain
+    values (the usual arguments) is that already; anything else makes the round trip."""
+    if (type(value) is list and all(map(_plain, value))) or (type(value) is dict and all(map(_plain, value.values()))):
+        return value
     try:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
@@ -189,6 +210,8 @@ def _non_negative(name: str, value: float) -> float:
 
 def _delay(value: float) -> float:
     seconds = _non_negative("delay", value)
+    if not seconds:
+        return seconds
     try:  # the store adds it to its clock: a delay past year 9999 would raise OverflowError there
         utc_now() + timedelta(seconds=seconds)
     except OverflowError:

@@ -5,6 +5,7 @@ These use the `store` fixture, so they run on every backend.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from errands.client import Client, JobRequest
+from errands.client import Client, JobRequest, _json_value
 from errands.errors import InvalidInput, InvalidTransition, JobNotFound, TargetNotAllowed
 from errands.jobs import FollowUp, JobState
 from errands.settings import Settings
@@ -277,3 +280,21 @@ def test_listing_by_status_and_queue(client: Client) -> None:
     assert [job.id for job in client.jobs(status=JobState.CANCELLED)] == [first]
     assert [job.id for job in client.jobs(queue="b")] == [second]
     assert [job.id for job in client.jobs()] == [second, first]
+
+
+# the arguments' JSON check: plain lists and dicts skip the round trip, and must come out the same ---------
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+_values = st.recursive(_scalars, lambda inner: st.lists(inner) | st.tuples(inner) | st.dictionaries(st.text(), inner))
+
+
+@given(st.lists(_values) | st.dictionaries(st.text(), _values))
+def test_json_values_come_out_as_a_json_round_trip_gives_them(value: Any) -> None:
+    try:
+        expected = json.loads(json.dumps(value, allow_nan=False))
+    except ValueError:  # NaN or infinity somewhere
+        with pytest.raises(InvalidInput, match="must be JSON values"):
+            _json_value("args", value)
+        return
+    assert _json_value("args", value) == expected
+    assert json.dumps(_json_value("args", value)) == json.dumps(expected)  # same types too (1 vs 1.0, lists)

@@ -63,13 +63,13 @@ def attempt_from_row(row: Row[Any]) -> Attempt:
 
 
 def job_values(new: NewJob, now: datetime, reserve: Lease | None) -> dict[str, Any]:
-    scheduled_at = new.scheduled_at or now + timedelta(seconds=new.delay_s)
+    scheduled_at = new.scheduled_at or (now + timedelta(seconds=new.delay_s) if new.delay_s else now)
     return {
         "queue": new.queue,
         "target": new.target,
         "method": new.method,
         "args": dumps(list(new.args)),
-        "kwargs": dumps(new.kwargs),
+        "kwargs": dumps(new.kwargs) if new.kwargs else "{}",
         "priority": new.priority,
         "status": JobState.PENDING.value,
         "attempts": 0,
@@ -87,7 +87,7 @@ def job_values(new: NewJob, now: datetime, reserve: Lease | None) -> dict[str, A
         "error_traceback": None,
         "result": None,
         "parent_id": new.parent_id,
-        "then": dumps([step.to_json() for step in new.then]),
+        "then": dumps([step.to_json() for step in new.then]) if new.then else "[]",
         "sensitive": new.sensitive,
         "cancel_requested": False,
         "lease_owner": reserve.owner if reserve else None,
