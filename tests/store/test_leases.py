@@ -504,3 +504,42 @@ def test_rescue_handles_many_at_once(store: SqlStore) -> None:
     rescued = store.jobs_rescue_expired(3, now=at(31))
     assert sorted(r.job_id for r in rescued) == [j.id for j in jobs]
     assert store.jobs_list(JobFilter(status=JobState.RUNNING)) == []
+
+
+def test_one_rescue_sends_each_job_where_its_own_state_says(store: SqlStore) -> None:
+    twice = running_job(store, token="t1")  # lost once already: a second loss spends a crash budget of 2
+    assert store.jobs_rescue_expired(2, now=at(31)) == [Rescued(twice.id, 1, failed=False)]
+    [twice] = store.jobs_claim(claim_for(token="t2"), 1, now=at(32))
+    stopping = running_job(store, token="t3")
+    assert store.job_cancel(stopping.id, now=at(33)).cancel_requested
+    again = running_job(store, token="t4")
+    live_id = store.job_insert(NewJob("t.A", ""), now=T0)
+    assert store.job_claim_by_id(live_id, claim_for(token="t5"), now=at(60)) is not None
+
+    rescued = store.jobs_rescue_expired(2, now=at(63))
+
+    assert sorted(rescued, key=lambda r: r.job_id) == sorted(
+        [Rescued(twice.id, 2, failed=True), Rescued(stopping.id, 1, failed=False), Rescued(again.id, 1, failed=False)],
+        key=lambda r: r.job_id,
+    )
+    states = {i: store.job_get(i) for i in (twice.id, stopping.id, again.id, live_id)}
+    assert (states[twice.id].status, states[twice.id].finished_at, states[twice.id].lost_attempts) == (
+        JobState.FAILED,
+        at(63),
+        2,
+    )
+    assert (states[stopping.id].status, states[stopping.id].finished_at) == (JobState.CANCELLED, at(63))
+    assert (states[again.id].status, states[again.id].scheduled_at, states[again.id].max_attempts) == (
+        JobState.PENDING,
+        at(63),
+        4,
+    )
+    assert all(
+        states[i].lease is None and states[i].error_type == "WorkerLost" for i in (twice.id, stopping.id, again.id)
+    )
+    assert states[live_id].status is JobState.RUNNING and states[live_id].lease is not None
+    # each rescued job's current attempt is closed as lost, and no other attempt row changes
+    assert [a.outcome for a in store.job_attempts(twice.id)] == [AttemptOutcome.LOST, AttemptOutcome.LOST]
+    assert [a.outcome for a in store.job_attempts(stopping.id)] == [AttemptOutcome.LOST]
+    assert [a.outcome for a in store.job_attempts(again.id)] == [AttemptOutcome.LOST]
+    assert [a.outcome for a in store.job_attempts(live_id)] == [None]

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, case, delete, func, insert, inspect, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from errands.clock import utc_now
@@ -246,17 +246,10 @@ class SqlStore:
             stmt = select(jobs).where(jobs.c.status == JobState.RUNNING.value, jobs.c.lease_expires_at < moment)
             if self.dialect != "sqlite":
                 stmt = stmt.with_for_update(skip_locked=True)
-            rescued = []
-            for job in [job_from_row(row) for row in conn.execute(stmt)]:
-                spent = job.lost_attempts + 1 >= crash_budget
-                values = _lost_values(job, spent, moment)
-                token = job.lease.token if job.lease else None
-                guarded = update(jobs).where(jobs.c.id == job.id, jobs.c.lease_token == token)
-                conn.execute(guarded.values(values))
-                lost = ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran")
-                self._attempt_end(conn, job.id, job.attempts, AttemptOutcome.LOST, lost, moment)
-                rescued.append(Rescued(job.id, job.attempts, failed=spent))
-        return rescued
+            expired = [job_from_row(row) for row in conn.execute(stmt)]
+            _rescue(conn, expired, crash_budget, moment)
+        failed = JobState.FAILED
+        return [Rescued(job.id, job.attempts, failed=_state_after_loss(job, crash_budget) is failed) for job in expired]
 
     def jobs_cancel_requested(self, job_ids: Sequence[int]) -> list[int]:
         if not job_ids:
@@ -460,26 +453,34 @@ def _finish_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
     return values
 
 
-def _lost_values(job: Job, spent: bool, now: datetime) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "lost_attempts": job.lost_attempts + 1,
-        "error_type": "WorkerLost",
-        "error_message": "worker lost",
-        "error_traceback": None,
-        **_lease_cleared(),
-    }
-    if spent:
-        values.update(status=JobState.FAILED.value, finished_at=now)
-    elif job.cancel_requested:  # the operator asked it to stop: it doesn't run again
-        values.update(status=JobState.CANCELLED.value, finished_at=now)
-    else:  # a lost attempt doesn't spend the retry budget; the crash budget counts it
-        values.update(
-            status=JobState.PENDING.value,
-            scheduled_at=now,
-            uncharged_attempts=job.uncharged_attempts + 1,
-            max_attempts=job.max_attempts + 1,
+def _state_after_loss(job: Job, crash_budget: int) -> JobState:
+    if job.lost_attempts + 1 >= crash_budget:
+        return JobState.FAILED
+    if job.cancel_requested:  # the operator asked it to stop: it doesn't run again
+        return JobState.CANCELLED
+    return JobState.PENDING  # a lost attempt doesn't spend the retry budget; the crash budget counts it
+
+
+def _rescue(conn: Connection, expired: list[Job], crash_budget: int, now: datetime) -> None:
+    """Set-based, a statement per next state: a dead worker may have held a thousand jobs, and a statement per
+    job kept them (and the rescuer's lock) for seconds. The rows are this transaction's (FOR UPDATE, or
+    SQLite's one writer), so their lease tokens can't change under it."""
+    by_state: dict[JobState, list[int]] = {}
+    for job in expired:
+        by_state.setdefault(_state_after_loss(job, crash_budget), []).append(job.id)
+    for state, ids in by_state.items():
+        values: dict[str, Any] = {"status": state.value, "finished_at": now}
+        if state is JobState.PENDING:
+            values = {"status": state.value, "scheduled_at": now, "uncharged_attempts": jobs.c.uncharged_attempts + 1}
+            values["max_attempts"] = jobs.c.max_attempts + 1
+        lost = {"lost_attempts": jobs.c.lost_attempts + 1, "error_type": "WorkerLost", "error_message": "worker lost"}
+        conn.execute(
+            update(jobs).where(jobs.c.id.in_(ids)).values(**lost, error_traceback=None, **_lease_cleared(), **values)
         )
-    return values
+    if expired:
+        error = _error_values(ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran"))
+        ended = tuple_(attempts.c.job_id, attempts.c.number).in_([(job.id, job.attempts) for job in expired])
+        conn.execute(update(attempts).where(ended).values(finished_at=now, outcome=AttemptOutcome.LOST.value, **error))
 
 
 def _renew(conn: Connection, owner: str, held: Mapping[int, str], lease_s: float, moment: datetime) -> set[int]:
