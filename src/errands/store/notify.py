@@ -52,7 +52,8 @@ class PgListener:
                     conn.execute(f"LISTEN {CANCEL_CHANNEL}")
                     self._ready.set()
                     while not self._stopped.is_set():
-                        for note in conn.notifies(timeout=0.5):
+                        # a short timeout: stop() waits for it (a worker's exit, a test's teardown)
+                        for note in conn.notifies(timeout=0.1):
                             self._callback(note.channel, note.payload)
             except psycopg.Error:
                 self._callback("reconnect", "")

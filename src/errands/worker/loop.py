@@ -183,7 +183,7 @@ class Worker:
         self._dispatch()
         idle = not self.held
         wait_s = self.settings.poll_interval if idle else CANCEL_CHECK_S
-        if self.options.burst and idle and not progress:
+        if self.options.burst and idle:  # nothing to wait for: claim again, or find the queue drained
             wait_s = 0.0
         ended = self.pool.wait(min(wait_s, self._until_next_duty()))
         self._learn(ended)
