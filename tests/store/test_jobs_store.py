@@ -8,7 +8,7 @@ import pytest
 
 from errands.clock import utc_now
 from errands.errors import JobNotFound
-from errands.jobs import AttemptOutcome, FollowUp, Job, JobState, NewJob
+from errands.jobs import AttemptOutcome, ErrorInfo, FollowUp, Job, JobState, NewJob
 from errands.store import Claim, JobFilter, Outcome, SqlStore
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456)
@@ -302,3 +302,24 @@ def test_attempts_of_a_job_that_never_ran(store: SqlStore) -> None:
     job_id = store.job_insert(NewJob("a.B", ""), now=T0)
     assert store.job_attempts(job_id) == []
     assert store.job_attempts(999_999) == []
+
+
+def test_a_claimed_job_is_the_stored_job_field_for_field(store: SqlStore) -> None:
+    """Each backend reads the claimed rows its own way (MariaDB: as JSON arrays): the Jobs must be what
+    job_get reads, after a failed attempt too (error fields with quotes, newlines, non-ASCII)."""
+    then = (FollowUp("app.tasks.Next", "run", args=(1, "x", [2]), kwargs={"k": {"v": None}}),)
+    new = NewJob(
+        "app.tasks.Mailer", "send", args=ARGS, kwargs=KWARGS, queue="mail", priority=-7, timeout_s=2.5, then=then
+    )
+    job_id = store.job_insert(new, now=T0)
+    [first] = store.jobs_claim(Claim("w1", "tok-1", 30.0, "w1-host:1"), 5, now=T0 + timedelta(seconds=1))
+    assert first == store.job_get(job_id)
+    error = ErrorInfo("KeyError", 'a "quoted" \\ message\nline 2 ✓', "Traceback (most recent call last):\n  é\n")
+    retry = Outcome(job_id, "tok-1", 1, AttemptOutcome.FAILED, JobState.PENDING, error=error, retry_at=T0)
+    assert store.jobs_finish([retry], now=T0 + timedelta(seconds=2))[0].recorded
+
+    [again] = store.jobs_claim(Claim("w2", "tok-2", 30.0, "w2-host:1"), 5, now=T0 + timedelta(seconds=3.000007))
+
+    assert again == store.job_get(job_id)
+    assert (again.attempts, again.error_message, again.then) == (2, error.message, then)
+    assert again.lease is not None and again.lease.expires_at == T0 + timedelta(seconds=33.000007)

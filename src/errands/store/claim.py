@@ -4,17 +4,18 @@ PostgreSQL and MariaDB lock the due rows with FOR UPDATE SKIP LOCKED, so concurr
 or take each other's rows; SQLite has one writer, and the claim runs in a BEGIN IMMEDIATE transaction.
 PostgreSQL claims in one statement (lock, update, insert the attempt rows, read the database's clock, and
 relax the commit's flush: one round trip and the commit); SQLite in one UPDATE ... RETURNING plus the attempt
-rows; MariaDB has no UPDATE ... RETURNING, so it locks the ids, updates them and reads them back in the same
-transaction.
+rows; MariaDB has no UPDATE ... RETURNING, so it locks the ids, updates them and reads them back (a JSON array
+per row) in the same transaction.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import JobState
@@ -105,7 +106,11 @@ def claim(conn: Connection, claim: Claim, limit: int, now: datetime | None) -> l
 
 def begin_attempts(conn: Connection, claimed: Sequence[Any], worker: str, now: datetime) -> None:
     """The attempt rows of claimed jobs (rows or Jobs: their id and attempts), opened at `now`."""
-    if claimed:
+    if claimed and conn.dialect.name == "mysql":  # PyMySQL formats an executemany row by row, in Python
+        from_jobs = select(jobs.c.id, jobs.c.attempts, literal(now), literal(worker))
+        source = from_jobs.where(jobs.c.id.in_([j.id for j in claimed]))
+        conn.execute(insert(attempts).from_select(["job_id", "number", "started_at", "worker"], source))
+    elif claimed:
         begun = [{"job_id": j.id, "number": j.attempts, "started_at": now, "worker": worker} for j in claimed]
         conn.execute(insert(attempts), begun)
 
@@ -127,4 +132,31 @@ def _claim_due(conn: Connection, claim: Claim, limit: int, now: datetime) -> lis
     if not ids:
         return []
     conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(running_values(claim, now)))
-    return list(conn.execute(select(jobs).where(jobs.c.id.in_(ids))))
+    return [_Unpacked(packed) for packed in conn.execute(select(_JOB_AS_JSON).where(jobs.c.id.in_(ids))).scalars()]
+
+
+# MariaDB reads the claimed rows back: PyMySQL decodes each of a row's 29 columns in Python (~90 us a row);
+# as one JSON array per row, json's C parser does it. With the attempt rows inserted from a SELECT, a claim
+# of 800 took 154 -> 103-118 us per job here.
+_JOB_AS_JSON = func.json_array(*jobs.columns)
+_NAMES = [column.name for column in jobs.columns]
+_TIMES = [column.name for column in jobs.columns if column.type.python_type is datetime]
+
+
+class _Unpacked:
+    """A row from its JSON array, read as a Row is: `row._mapping[name]` (job_from_row), `row.name`."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, packed: str) -> None:
+        mapping = dict(zip(_NAMES, json.loads(packed), strict=True))
+        for name in _TIMES:
+            if mapping[name] is not None:
+                mapping[name] = datetime.fromisoformat(mapping[name])
+        self._mapping = mapping
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
