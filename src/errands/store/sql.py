@@ -246,10 +246,7 @@ class SqlStore:
             stmt = select(jobs).where(jobs.c.status == JobState.RUNNING.value, jobs.c.lease_expires_at < moment)
             if self.dialect != "sqlite":
                 stmt = stmt.with_for_update(skip_locked=True)
-            expired = [job_from_row(row) for row in conn.execute(stmt)]
-            _rescue(conn, expired, crash_budget, moment)
-        failed = JobState.FAILED
-        return [Rescued(job.id, job.attempts, failed=_state_after_loss(job, crash_budget) is failed) for job in expired]
+            return _rescue(conn, [job_from_row(row) for row in conn.execute(stmt)], crash_budget, moment)
 
     def jobs_cancel_requested(self, job_ids: Sequence[int]) -> list[int]:
         if not job_ids:
@@ -461,13 +458,16 @@ def _state_after_loss(job: Job, crash_budget: int) -> JobState:
     return JobState.PENDING  # a lost attempt doesn't spend the retry budget; the crash budget counts it
 
 
-def _rescue(conn: Connection, expired: list[Job], crash_budget: int, now: datetime) -> None:
+def _rescue(conn: Connection, expired: list[Job], crash_budget: int, now: datetime) -> list[Rescued]:
     """Set-based, a statement per next state: a dead worker may have held a thousand jobs, and a statement per
     job kept them (and the rescuer's lock) for seconds. The rows are this transaction's (FOR UPDATE, or
     SQLite's one writer), so their lease tokens can't change under it."""
     by_state: dict[JobState, list[int]] = {}
+    rescued = []
     for job in expired:
-        by_state.setdefault(_state_after_loss(job, crash_budget), []).append(job.id)
+        state = _state_after_loss(job, crash_budget)
+        by_state.setdefault(state, []).append(job.id)
+        rescued.append(Rescued(job.id, job.attempts, failed=state is JobState.FAILED))
     for state, ids in by_state.items():
         values: dict[str, Any] = {"status": state.value, "finished_at": now}
         if state is JobState.PENDING:
@@ -481,6 +481,7 @@ def _rescue(conn: Connection, expired: list[Job], crash_budget: int, now: dateti
         error = _error_values(ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran"))
         ended = tuple_(attempts.c.job_id, attempts.c.number).in_([(job.id, job.attempts) for job in expired])
         conn.execute(update(attempts).where(ended).values(finished_at=now, outcome=AttemptOutcome.LOST.value, **error))
+    return rescued
 
 
 def _renew(conn: Connection, owner: str, held: Mapping[int, str], lease_s: float, moment: datetime) -> set[int]:
