@@ -84,9 +84,12 @@ def test_job_that_kills_its_own_process_fails_after_the_crash_budget(project: Pr
 
     job = project.wait_status(job_id, JobState.FAILED, timeout=60)
     assert job.error_type == "WorkerLost"
-    assert job.attempts == 2
     assert job.lost_attempts == 2
-    assert project.outcomes(job_id) == ["lost", "lost"]
+    # On a loaded machine the replacement child may start after the job's start-by moment: the job comes back
+    # unstarted, and if its lease can't be vouched for then, it is released (not charged) and claimed again.
+    outcomes = project.outcomes(job_id)
+    assert [o for o in outcomes if o != "released"] == ["lost", "lost"]
+    assert job.attempts == len(outcomes)
     assert len(project.pids("crash.pids")) == 2  # it really ran twice, and no more
     assert worker.popen.poll() is None  # the worker survives its children's deaths
 
