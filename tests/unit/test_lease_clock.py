@@ -6,7 +6,7 @@ from errands.jobs import Job, Lease
 from errands.worker.leases import LeaseClock
 from factories import MOMENT, make_job
 
-LEASE_S = 4.0  # lapsed after 4 s (LAPSE_SHARE) without news
+LEASE_S = 4.0  # lapsed after 4 s without news
 
 
 class Clock:

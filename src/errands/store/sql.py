@@ -468,15 +468,17 @@ def _rescue(conn: Connection, expired: list[Job], crash_budget: int, now: dateti
         state = _state_after_loss(job, crash_budget)
         by_state.setdefault(state, []).append(job.id)
         rescued.append(Rescued(job.id, job.attempts, failed=state is JobState.FAILED))
+    lost = {"lost_attempts": jobs.c.lost_attempts + 1, **_error_values(ErrorInfo("WorkerLost", "worker lost"))}
+    # back to pending: due now, and the lost attempt is not charged to the retry budget
+    again = {
+        "scheduled_at": now,
+        "uncharged_attempts": jobs.c.uncharged_attempts + 1,
+        "max_attempts": jobs.c.max_attempts + 1,
+    }
     for state, ids in by_state.items():
-        values: dict[str, Any] = {"status": state.value, "finished_at": now}
-        if state is JobState.PENDING:
-            values = {"status": state.value, "scheduled_at": now, "uncharged_attempts": jobs.c.uncharged_attempts + 1}
-            values["max_attempts"] = jobs.c.max_attempts + 1
-        lost = {"lost_attempts": jobs.c.lost_attempts + 1, "error_type": "WorkerLost", "error_message": "worker lost"}
-        conn.execute(
-            update(jobs).where(jobs.c.id.in_(ids)).values(**lost, error_traceback=None, **_lease_cleared(), **values)
-        )
+        after = again if state is JobState.PENDING else {"finished_at": now}
+        these = update(jobs).where(jobs.c.id.in_(ids))
+        conn.execute(these.values(status=state.value, **lost, **_lease_cleared(), **after))
     if expired:
         error = _error_values(ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran"))
         ended = tuple_(attempts.c.job_id, attempts.c.number).in_([(job.id, job.attempts) for job in expired])

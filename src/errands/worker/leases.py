@@ -3,8 +3,11 @@
 A worker that falls behind (an overloaded machine, a paused process, a claim that waited on the database)
 may hold jobs whose leases lapsed: the rescuer has put them back and another worker may be running them.
 Fencing rejects the late outcome, but the job would still have run twice. So the loop starts no job whose
-lease was last known good more than LAPSE_SHARE of a lease ago: it releases it instead (a fenced write, which
-changes nothing if the lease is gone); and a child reaching a job after that moment gives it back unstarted.
+lease was last known good a whole lease ago: it releases it instead (a fenced write, which changes nothing if
+the lease is gone); and a child reaching a job after that moment gives it back unstarted. (The database dated
+the lease a little later, so it may still hold for a moment. Holding jobs back earlier, at 3/4 of a lease,
+measured worse: on a loaded MariaDB a renewal can take seconds to commit, and releasing jobs it was about to
+save only added work.)
 "Known good": asked for by a claim (the database dates the lease a little later), or renewed by a heartbeat
 that was sent at that moment and found the job still this worker's.
 """
@@ -17,10 +20,6 @@ from dataclasses import dataclass
 
 from errands.jobs import Job
 
-# Held back once its lease has run out by this worker's clock (the database dated it a little later: it may
-# still hold for a moment, and a release is a fenced write). Earlier, say at 3/4 of a lease, measured worse: on
-# a loaded MariaDB a renewal can take seconds to commit, and releasing jobs it was about to save only added work.
-LAPSE_SHARE = 1.0
 _ASKED_KEPT = 8  # claims whose asking time is remembered (one is in flight at a time)
 
 
@@ -36,7 +35,7 @@ class LeaseClock:
 
     def __init__(self, lease_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._limit_s = lease_s * LAPSE_SHARE
+        self._lease_s = lease_s
         self._good_at: dict[int, float] = {}  # job id -> when its lease was last known good
         self._asked_at: dict[str, float] = {}  # claim token -> when the claim was asked for
         self._renewal: Renewal | None = None  # the heartbeat's latest (one assignment: no lock needed)
@@ -62,13 +61,13 @@ class LeaseClock:
     def lapsed(self, jobs: list[Job]) -> list[Job]:
         """Those of `jobs` whose lease may have lapsed."""
         self._apply_renewal()
-        too_old = self._clock() - self._limit_s
+        too_old = self._clock() - self._lease_s
         return [job for job in jobs if self._good_at.get(job.id, float("inf")) <= too_old]
 
     def start_by(self, jobs: list[Job]) -> float | None:
         """The moment after which none of `jobs` is to start (the earliest of their leases may lapse then)."""
         known = [good_at for job in jobs if (good_at := self._good_at.get(job.id)) is not None]
-        return min(known) + self._limit_s if known else None
+        return min(known) + self._lease_s if known else None
 
     def _apply_renewal(self) -> None:
         renewal = self._renewal
