@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from errands.clock import utc_now
 from errands.errors import JobNotFound
-from errands.jobs import AttemptOutcome, ErrorInfo, FollowUp, Job, JobState, NewJob
+from errands.jobs import AttemptOutcome, ErrorInfo, FollowUp, Job, JobState, Lease, NewJob
 from errands.store import Claim, JobFilter, Outcome, SqlStore
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456)
@@ -112,6 +113,27 @@ def test_insert_defaults(store: SqlStore) -> None:
     # scheduled_at wins over delay_s
     job_id = store.job_insert(NewJob("a.B", "", delay_s=99, scheduled_at=at(5)), now=T0)
     assert store.job_get(job_id).scheduled_at == at(5)
+
+
+@pytest.mark.parametrize(
+    "timing", [{}, {"delay_s": 30.250001}, {"scheduled_at": datetime(2026, 1, 1, 12, 0, 10, 1)}], ids=repr
+)
+@pytest.mark.parametrize("reserve", [None, Lease("runner", "tok-r", datetime(2030, 1, 2, 3, 4, 5, 6))], ids=repr)
+def test_insert_on_the_database_clock_writes_what_insert_at_a_given_time_does(
+    store: SqlStore, timing: dict[str, object], reserve: Lease | None
+) -> None:
+    # Without now= the row takes its times from the database inside the insert (PostgreSQL, MariaDB): a
+    # statement of its own, which must write exactly the row the one given a time writes
+    then = (FollowUp("app.tasks.Next", "run", args=(1, "x"), kwargs={"k": None}),)
+    new = NewJob(
+        "app.tasks.Mailer", "send", ARGS, KWARGS, "mail", -7, 5, True, timeout_s=2.5, sensitive=True, then=then
+    )
+    new = replace(new, **timing)  # type: ignore[arg-type]
+    before = store.now()
+    on_clock = store.job_get(store.job_insert(new, reserve=reserve))
+    assert before <= on_clock.created_at <= store.now()
+    given = store.job_get(store.job_insert(new, reserve=reserve, now=on_clock.created_at))
+    assert replace(given, id=on_clock.id) == on_clock
 
 
 def test_timeout_keeps_double_precision(store: SqlStore) -> None:
@@ -323,3 +345,18 @@ def test_a_claimed_job_is_the_stored_job_field_for_field(store: SqlStore) -> Non
     assert again == store.job_get(job_id)
     assert (again.attempts, again.error_message, again.then) == (2, error.message, then)
     assert again.lease is not None and again.lease.expires_at == T0 + timedelta(seconds=33.000007)
+
+
+def test_a_connection_given_back_inside_a_transaction_comes_back_clean(store: SqlStore) -> None:
+    # The pool rolls back only what is open (MariaDB: a ROLLBACK round trip saved per transaction otherwise)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")  # a transaction of its own, left open
+    raw = store.engine.raw_connection()  # the pooled connection, with no SQLAlchemy transaction around it
+    cursor = raw.cursor()
+    if store.dialect == "sqlite":
+        cursor.execute("BEGIN")  # the others' drivers begin one implicitly
+    cursor.execute("INSERT INTO errands_locks (name, owner, expires_at) VALUES ('held', 'me', '2030-01-01')")
+    cursor.close()
+    raw.close()  # back to the pool without a commit
+    with store.engine.connect() as conn:  # the same connection (a pool of one in use)
+        assert conn.exec_driver_sql("SELECT count(*) FROM errands_locks").scalar_one() == 0

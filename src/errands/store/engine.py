@@ -9,6 +9,8 @@ from sqlalchemy.engine import URL, make_url
 
 from errands.errors import ConfigError
 
+_IN_TRANSACTION = 1  # MySQL protocol: SERVER_STATUS_IN_TRANS, in the status flags of every reply
+
 _DRIVERS = {
     "sqlite": "sqlite",
     "postgres": "postgresql+psycopg",
@@ -40,13 +42,28 @@ def create(raw_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if url.get_backend_name() == "mysql":
-        # READ COMMITTED: fewer gap locks under SKIP LOCKED claims; UTC sessions so DB times are UTC
-        return create_engine(
-            url,
-            isolation_level="READ COMMITTED",
-            connect_args={"init_command": "SET time_zone = '+00:00'"},
-        )
+        return _mysql_engine(url)
     return create_engine(url)
+
+
+def _mysql_engine(url: URL) -> Engine:
+    # READ COMMITTED: fewer gap locks under SKIP LOCKED claims; UTC sessions so DB times are UTC
+    engine = create_engine(
+        url,
+        isolation_level="READ COMMITTED",
+        connect_args={"init_command": "SET time_zone = '+00:00'"},
+        pool_reset_on_return=None,  # see _reset
+    )
+
+    @event.listens_for(engine, "reset")
+    def _reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
+        # The pool's own reset sends ROLLBACK whenever a connection comes back: on MariaDB a round trip per
+        # transaction, though ours end in COMMIT or ROLLBACK already. The server says in every reply whether a
+        # transaction is open; only then is there anything to roll back.
+        if not state.terminate_only and dbapi_conn.server_status & _IN_TRANSACTION:
+            dbapi_conn.rollback()
+
+    return engine
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -21,6 +21,7 @@ from errands.store import engine as engines
 from errands.store import finish
 from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, WorkerInfo
 from errands.store.bulk import copy_jobs
+from errands.store.insert import has_clock, insert_on_server_clock, insert_row
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, PgListener, SqliteWalWatcher, notify
 from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
@@ -73,33 +74,18 @@ class SqlStore:
     # create and read ------------------------------------------------------------------------------------
 
     def job_insert(self, new: NewJob, *, reserve: Lease | None = None, now: datetime | None = None) -> int:
-        if self.dialect == "postgresql" and now is None:
+        if now is None and has_clock(self.dialect):
+            wake = reserve is None and not new.delay_s and new.scheduled_at is None
             with self._tx(one_statement=True) as conn:
-                return self._insert_pg(conn, new, reserve)
+                return insert_on_server_clock(conn, new, reserve, wake)
         with self._tx() as conn:
             return self._insert(conn, new, self._now(conn, now), reserve)
 
-    def _insert_pg(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
-        """One statement, one round trip: the row on the database's clock, and the wake-up of idle workers."""
-        clock = func.timezone("UTC", func.now())
-        values = job_values(new, datetime.min, reserve)
-        values["created_at"] = clock
-        if new.scheduled_at is None:
-            values["scheduled_at"] = clock + func.make_interval(0, 0, 0, 0, 0, 0, new.delay_s)
-        inserted = insert(jobs).values(values).returning(jobs.c.id).cte("inserted")
-        wake = reserve is None and not new.delay_s and new.scheduled_at is None
-        stmt = select(inserted.c.id)
-        if wake:
-            stmt = stmt.add_columns(func.pg_notify(JOBS_CHANNEL, new.queue))
-        return int(conn.execute(stmt).scalar_one())
-
     def _insert(self, conn: Connection, new: NewJob, now: datetime, reserve: Lease | None) -> int:
-        result = conn.execute(insert(jobs).values(job_values(new, now, reserve)))
+        job_id = insert_row(conn, job_values(new, now, reserve))
         if reserve is None and not new.delay_s and new.scheduled_at is None:
             notify(conn, JOBS_CHANNEL, new.queue)
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0])
+        return job_id
 
     def jobs_insert_many(self, news: Sequence[NewJob], *, now: datetime | None = None) -> list[int]:
         if not news:
@@ -108,7 +94,7 @@ class SqlStore:
             moment = self._now(conn, now)
             rows = [job_values(new, moment, None) for new in news]
             if self.dialect == "mysql" and not conn.dialect.insert_returning:
-                return [self._insert(conn, new, moment, None) for new in news]
+                return [insert_row(conn, row) for row in rows]
             if self.dialect == "postgresql":
                 ids = copy_jobs(conn, rows)
             else:
