@@ -360,3 +360,20 @@ def test_a_connection_given_back_inside_a_transaction_comes_back_clean(store: Sq
     raw.close()  # back to the pool without a commit
     with store.engine.connect() as conn:  # the same connection (a pool of one in use)
         assert conn.exec_driver_sql("SELECT count(*) FROM errands_locks").scalar_one() == 0
+
+
+def test_insert_many_writes_what_insert_does(store: SqlStore) -> None:
+    # PostgreSQL copies the batch in COPY's binary format (types given up front): every field must come back
+    # as one insert would write it, the edges of each type included
+    parent_id = store.job_insert(NewJob("app.tasks.Parent", ""), now=T0)
+    then = (FollowUp("app.tasks.Next", "run", args=(1, "x"), kwargs={"k": None}),)
+    news = [
+        NewJob("app.tasks.Mailer", "send", ARGS, KWARGS, "mail", -(2**31), 5, True, timeout_s=2.5, then=then),
+        NewJob("m:f", "", (), {}, "q ✓", 2**31 - 1, 1, False, scheduled_at=at(0.000001), parent_id=parent_id),
+        NewJob("m:f", "", ("é",), queue="default", delay_s=30.5, timeout_s=7, sensitive=True),
+    ]
+    ids = store.jobs_insert_many(news, now=T0)
+    assert ids == sorted(ids)
+    for job_id, new in zip(ids, news, strict=True):
+        one = store.job_get(store.job_insert(new, now=T0))
+        assert store.job_get(job_id) == replace(one, id=job_id)
