@@ -19,7 +19,8 @@ from errands.store.schema import jobs
 _COLUMNS = [column.name for column in jobs.columns if column.name != "id"]
 _IN_COLUMN_ORDER = itemgetter(*_COLUMNS)
 # the PostgreSQL type of each copied column, by a name psycopg knows ("VARCHAR(100)" -> "varchar")
-_TYPES = [jobs.c[name].type.compile(dialect=postgresql.dialect()).split("(")[0].lower() for name in ["id", *_COLUMNS]]
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_TYPES = [jobs.c[name].type.compile(dialect=_PG).split("(")[0].lower() for name in ["id", *_COLUMNS]]
 # The sequence is looked up once (MATERIALIZED): as a plain expression pg_get_serial_sequence() ran per row,
 # 7.3 us per id; this way 1.3 us (500 ids: 3.7 -> 0.7 ms).
 _NEXT_IDS = """
