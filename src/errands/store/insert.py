@@ -46,6 +46,11 @@ def has_clock(dialect: str) -> bool:
     return dialect in _CLOCKS
 
 
+def wakes_workers(new: NewJob, reserve: Lease | None) -> bool:
+    """Due at once and free for any worker: its insert tells idle workers (PostgreSQL's NOTIFY)."""
+    return reserve is None and not new.delay_s and new.scheduled_at is None
+
+
 @cache
 def _statement(dialect: str, wake: bool) -> Executable:
     now, delayed = _CLOCKS[dialect]()
@@ -62,15 +67,15 @@ def _statement(dialect: str, wake: bool) -> Executable:
     return query
 
 
-def insert_on_server_clock(conn: Connection, new: NewJob, reserve: Lease | None, wake: bool) -> int:
+def insert_on_server_clock(conn: Connection, new: NewJob, reserve: Lease | None) -> int:
     """Insert `new` with created_at and scheduled_at (unless it was given one) from the database's clock; its
-    id. wake: tell idle workers (PostgreSQL)."""
+    id."""
     dialect = conn.dialect.name
     row = job_values(new, datetime.min, reserve)
     params = {f"p_{column.name}": row[column.name] for column in _COLUMNS}
     params["p_scheduled_at"] = new.scheduled_at
     params["p_delay"] = float(new.delay_s) if dialect == "postgresql" else round(new.delay_s * 1_000_000)
-    result = conn.execute(_statement(dialect, wake), params)
+    result = conn.execute(_statement(dialect, wakes_workers(new, reserve)), params)
     if dialect == "postgresql":
         return int(result.scalar_one())
     key = result.inserted_primary_key

@@ -21,7 +21,7 @@ from errands.store import engine as engines
 from errands.store import finish
 from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, WorkerInfo
 from errands.store.bulk import copy_jobs
-from errands.store.insert import has_clock, insert_on_server_clock, insert_row
+from errands.store.insert import has_clock, insert_on_server_clock, insert_row, wakes_workers
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, PgListener, SqliteWalWatcher, notify
 from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
@@ -75,15 +75,14 @@ class SqlStore:
 
     def job_insert(self, new: NewJob, *, reserve: Lease | None = None, now: datetime | None = None) -> int:
         if now is None and has_clock(self.dialect):
-            wake = reserve is None and not new.delay_s and new.scheduled_at is None
             with self._tx(one_statement=True) as conn:
-                return insert_on_server_clock(conn, new, reserve, wake)
+                return insert_on_server_clock(conn, new, reserve)
         with self._tx() as conn:
             return self._insert(conn, new, self._now(conn, now), reserve)
 
     def _insert(self, conn: Connection, new: NewJob, now: datetime, reserve: Lease | None) -> int:
         job_id = insert_row(conn, job_values(new, now, reserve))
-        if reserve is None and not new.delay_s and new.scheduled_at is None:
+        if wakes_workers(new, reserve):
             notify(conn, JOBS_CHANNEL, new.queue)
         return job_id
 
