@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from errands.errors import InvalidTransition, JobNotFound
 from errands.jobs import AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob
-from errands.store import Claim, JobFilter, Outcome, RetryBudget, SqlStore
+from errands.store import Claim, JobFilter, Outcome, RetryBudget, SqlStore, sql
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456)
 BOOM = ErrorInfo("ValueError", "boom", "Traceback ...")
@@ -269,3 +270,29 @@ def test_a_cancel_requested_job_whose_worker_died_ends_cancelled(store: SqlStore
     assert rescued.job_id == job.id
     assert store.job_get(job.id).status is JobState.CANCELLED
     assert store.jobs_cancel_requested([job.id]) == []  # only running jobs are reported
+
+
+def test_prune_deletes_in_short_transactions(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite a write holds the only write lock: one transaction for every old job kept heartbeats and lease
+    renewals waiting for as long as it took (issue 9, item 6). Each transaction deletes PRUNE_BATCH at most."""
+    monkeypatch.setattr(sql, "PRUNE_BATCH", 10)
+    first = store.jobs_insert_many([NewJob("t.A", "") for _ in range(20)], now=T0)
+    live = store.job_insert(NewJob("t.A", ""), now=T0)  # among them, by id: the walk steps over it
+    rest = store.jobs_insert_many([NewJob("t.A", "") for _ in range(15)], now=T0)
+    claimed = store.jobs_claim(Claim("w1", "t1", 30, "w1-host:1"), 100, now=T0)
+    done = [Outcome(j.id, "t1", 1, AttemptOutcome.COMPLETED, JobState.COMPLETED) for j in claimed if j.id != live]
+    assert all(f.recorded for f in store.jobs_finish(done, now=at(10)))
+    writes: list[int] = []
+
+    def count_write(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("errands_write"):
+            writes.append(1)
+
+    sa.event.listen(store.engine, "commit", count_write)
+    try:
+        assert store.jobs_prune(60, now=at(120)) == 35
+    finally:
+        sa.event.remove(store.engine, "commit", count_write)
+    assert len(writes) == 4  # 35 jobs, 10 at a time
+    assert [j.id for j in store.jobs_list(JobFilter())] == [live]
+    assert all(store.job_attempts(i) == [] for i in [*first, *rest])

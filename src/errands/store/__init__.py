@@ -24,7 +24,7 @@ __all__ = [
 SCHEMA_REVISION = "0002"
 
 
-def open_store(url: str, *, migrate_sqlite: bool = True) -> SqlStore:
+def open_store(url: str, *, migrate_sqlite: bool = True) -> Store:
     """Open the database at `url`, checking (SQLite: applying) the schema."""
     store = SqlStore(url)
     try:

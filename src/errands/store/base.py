@@ -139,7 +139,10 @@ class Store(Protocol):
 
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
         """Record attempt outcomes in one transaction. Each write is guarded: status = running and
-        lease_token = the outcome's token; a stale token changes nothing (Finished.recorded = False)."""
+        lease_token = the outcome's token; a stale token changes nothing (Finished.recorded = False).
+        Error texts and results are made storable first (NUL escaped, lengths bounded); should the database
+        still refuse the batch's values, each outcome is written on its own, and one it refuses alone is
+        recorded failed as "UnstorableOutcome": never left running."""
         ...
 
     def leases_renew(
@@ -181,11 +184,16 @@ class Store(Protocol):
         """Take or renew a named lease; False while another owner holds it unexpired."""
         ...
 
-    def listen(self, callback: Callable[[str, str], None]) -> Listener | None:
+    def listen(
+        self, callback: Callable[[str, str], None], on_error: Callable[[str], None] | None = None
+    ) -> Listener | None:
         """Call back (channel, payload) on enqueues and cancel requests, where the backend can push them
-        (PostgreSQL LISTEN/NOTIFY); None where the caller must poll."""
+        (PostgreSQL LISTEN/NOTIFY, SQLite's WAL watch); None where the caller must poll. The listener's thread
+        outlives a callback that raises and a lost connection: each is told to `on_error` in one line (by
+        default, Python's logging) and it goes on."""
         ...
 
     def jobs_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:
-        """Delete finished (completed, failed, cancelled) jobs and their attempts finished before now - age."""
+        """Delete finished (completed, failed, cancelled) jobs and their attempts finished before now - age, in
+        short transactions (a long one would hold SQLite's write lock from heartbeats and renewals)."""
         ...

@@ -1,15 +1,11 @@
-"""Engines for the three backends: URL normalisation and per-connection settings."""
+"""URL normalisation for the three backends; the engines themselves are the drivers'."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
 from errands.errors import ConfigError
-
-_IN_TRANSACTION = 1  # MySQL protocol: SERVER_STATUS_IN_TRANS, in the status flags of every reply
 
 _DRIVERS = {
     "sqlite": "sqlite",
@@ -37,56 +33,9 @@ def normalize_url(raw: str) -> URL:
 
 def create(raw_url: str) -> Engine:
     """No pre-ping: it would cost a round trip per transaction. A dropped connection fails one transaction
-    (StoreError), SQLAlchemy discards it, and the caller's next one reconnects (the worker loop retries)."""
+    (StoreError), SQLAlchemy discards it, and the caller's next one reconnects (the worker loop retries).
+    Each database's engine settings are its driver's (sqlite.py, postgresql.py, mysql.py)."""
+    from errands.store.driver import driver_for
+
     url = normalize_url(raw_url)
-    if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
-    if url.get_backend_name() == "mysql":
-        return _mysql_engine(url)
-    return create_engine(url)
-
-
-def _mysql_engine(url: URL) -> Engine:
-    # READ COMMITTED: fewer gap locks under SKIP LOCKED claims; UTC sessions so DB times are UTC
-    engine = create_engine(
-        url,
-        isolation_level="READ COMMITTED",
-        connect_args={"init_command": "SET time_zone = '+00:00'"},
-        pool_reset_on_return=None,  # see _reset
-    )
-
-    @event.listens_for(engine, "reset")
-    def _reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
-        # The pool's own reset sends ROLLBACK whenever a connection comes back: on MariaDB a round trip per
-        # transaction, though ours end in COMMIT or ROLLBACK already. The server says in every reply whether a
-        # transaction is open; only then is there anything to roll back.
-        if not state.terminate_only and dbapi_conn.server_status & _IN_TRANSACTION:
-            dbapi_conn.rollback()
-
-    return engine
-
-
-def _sqlite_engine(url: URL) -> Engine:
-    engine = create_engine(
-        url,
-        # the driver's own transaction handling is off; we emit BEGIN ourselves (see _begin)
-        connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30},
-    )
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        if url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        # A write transaction takes the write lock up front (BEGIN IMMEDIATE): upgrading a read lock later
-        # fails with SQLITE_BUSY at once instead of waiting on the busy timeout.
-        write = conn.get_execution_options().get("errands_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
+    return driver_for(url).create_engine(url)

@@ -44,7 +44,7 @@ def ensure_current(store: SqlStore, *, migrate_sqlite: bool = True) -> None:
     """The SQLite default is migrated on first use; a server database must be migrated on purpose."""
     if store.schema_version() == head():
         return
-    if store.dialect == "sqlite" and migrate_sqlite:
+    if store.driver.migrates_on_open and migrate_sqlite:
         upgrade(store)
         return
     raise NotMigrated(store.safe_url)

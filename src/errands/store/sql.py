@@ -1,9 +1,13 @@
-"""SqlStore: the Store on SQLAlchemy Core, for SQLite, PostgreSQL and MariaDB/MySQL."""
+"""SqlStore: the Store on SQLAlchemy Core, written once for SQLite, PostgreSQL and MariaDB/MySQL.
+
+What all three share is here; what differs is in the database's driver (driver.py: sqlite.py, postgresql.py,
+mysql.py). Every write that ends, fails, retries, releases, rescues or renews a running job names its lease
+token in its own WHERE: fencing holds whatever was read or locked before it.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -11,33 +15,38 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, insert, inspect, select, text, tuple_, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
-from errands.clock import utc_now
 from errands.errors import InvalidTransition, JobNotFound, StoreError
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
-from errands.store import claim as claims
-from errands.store import engine as engines
-from errands.store import finish
-from errands.store.base import Claim, Finished, JobFilter, Outcome, Rescued, RetryBudget, WorkerInfo
-from errands.store.bulk import copy_jobs
-from errands.store.insert import has_clock, insert_on_server_clock, insert_row, wakes_workers
-from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, PgListener, SqliteWalWatcher, notify
+from errands.store.base import Claim, Finished, JobFilter, Listener, Outcome, Rescued, RetryBudget, WorkerInfo
+from errands.store.claim import running_values
+from errands.store.driver import OnError, driver_for
+from errands.store.engine import normalize_url
+from errands.store.insert import insert_row, wakes_workers
+from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, log_error
 from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
+from errands.store.storable import storable_outcome, unstorable
 
 _FINISHED = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
 # a claim that took longer than this share of its lease renews the lease before its jobs are handed over
 SLOW_CLAIM_SHARE = 0.25
-_NOW_SQL = {"postgresql": "SELECT now() AT TIME ZONE 'UTC'", "mysql": "SELECT UTC_TIMESTAMP(6)"}
+# jobs deleted per transaction by a prune: on SQLite a write holds the only write lock, and heartbeats and
+# lease renewals wait behind it (a few ms per batch here, well under the ~100 ms a writer may hold it)
+PRUNE_BATCH = 500
 
 
 class SqlStore:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = engines.create(url)
-        self.dialect = self.engine.dialect.name
-        self.concurrent_writes = self.dialect != "sqlite"
+        normalized = normalize_url(url)
+        self.driver = driver_for(normalized)
+        self.engine = self.driver.create_engine(normalized)
+        self.dialect = self.driver.name
+        self.concurrent_writes = self.driver.concurrent_writes
+        self._errors: tuple[type[BaseException], ...] = (SQLAlchemyError, *self.driver.raw_errors)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -49,23 +58,23 @@ class SqlStore:
         """One transaction; a driver error leaves as StoreError with the driver's exception as its cause.
         one_statement: the transaction is a single statement, which PostgreSQL runs as its own transaction
         (autocommit), saving the BEGIN and COMMIT round trips."""
-        options: dict[str, Any] = {"errands_write": write}
-        if one_statement and self.dialect == "postgresql":
-            options["isolation_level"] = "AUTOCOMMIT"
+        options: dict[str, Any] = {
+            "errands_write": write,
+            **self.driver.transaction_options(one_statement=one_statement),
+        }
         try:
             with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield conn
-        except SQLAlchemyError as exc:
+        except self._errors as exc:
             raise StoreError(describe(exc)) from exc
 
     def _now(self, conn: Connection, now: datetime | None) -> datetime:
         """The time a write uses: the caller's (tests) or the database's clock (SQLite: this machine's)."""
-        if now is not None:
-            return now
-        if self.dialect == "sqlite":
-            return utc_now()
-        moment = conn.exec_driver_sql(_NOW_SQL[self.dialect]).scalar_one()
-        return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+        return now if now is not None else self.driver.now(conn)
+
+    def _clock(self, conn: Connection, now: datetime | None) -> datetime | None:
+        """The time for a claim or completions: None where the driver reads the clock in the statement."""
+        return now if now is not None or self.driver.clock_in_statements else self.driver.now(conn)
 
     def now(self) -> datetime:
         with self._tx(write=False) as conn:
@@ -74,16 +83,16 @@ class SqlStore:
     # create and read ------------------------------------------------------------------------------------
 
     def job_insert(self, new: NewJob, *, reserve: Lease | None = None, now: datetime | None = None) -> int:
-        if now is None and has_clock(self.dialect):
+        if now is None:
             with self._tx(one_statement=True) as conn:
-                return insert_on_server_clock(conn, new, reserve)
+                return self.driver.insert_now(conn, new, reserve)
         with self._tx() as conn:
             return self._insert(conn, new, self._now(conn, now), reserve)
 
     def _insert(self, conn: Connection, new: NewJob, now: datetime, reserve: Lease | None) -> int:
         job_id = insert_row(conn, job_values(new, now, reserve))
         if wakes_workers(new, reserve):
-            notify(conn, JOBS_CHANNEL, new.queue)
+            self.driver.notify(conn, JOBS_CHANNEL, new.queue)
         return job_id
 
     def jobs_insert_many(self, news: Sequence[NewJob], *, now: datetime | None = None) -> list[int]:
@@ -91,15 +100,8 @@ class SqlStore:
             return []
         with self._tx() as conn:
             moment = self._now(conn, now)
-            rows = [job_values(new, moment, None) for new in news]
-            if self.dialect == "mysql" and not conn.dialect.insert_returning:
-                return [insert_row(conn, row) for row in rows]
-            if self.dialect == "postgresql":
-                ids = copy_jobs(conn, rows)
-            else:
-                stmt = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
-                ids = [int(row.id) for row in conn.execute(stmt, rows)]
-            notify(conn, JOBS_CHANNEL, "*")
+            ids = self.driver.insert_many(conn, [job_values(new, moment, None) for new in news])
+            self.driver.notify(conn, JOBS_CHANNEL, "*")
             return ids
 
     def job_get(self, job_id: int) -> Job:
@@ -144,8 +146,7 @@ class SqlStore:
     def jobs_claim(self, claim: Claim, limit: int, *, now: datetime | None = None) -> list[Job]:
         began = time.monotonic()
         with self._tx(one_statement=True) as conn:  # on PostgreSQL; elsewhere it is several
-            moment = now if self.dialect == "postgresql" else self._now(conn, now)
-            rows = claims.claim(conn, claim, limit, moment)
+            rows = self.driver.claim(conn, claim, limit, self._clock(conn, now))
         claimed = sorted((job_from_row(row) for row in rows), key=lambda j: (-j.priority, j.scheduled_at, j.id))
         if claimed and now is None and time.monotonic() - began > claim.lease_s * SLOW_CLAIM_SHARE:
             claimed = self._renew_slow_claim(claim, claimed)
@@ -167,19 +168,45 @@ class SqlStore:
             stmt = (
                 update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.status == JobState.PENDING.value, unreserved_or_mine)
-                .values(claims.running_values(claim, moment))
+                .values(running_values(claim, moment))
             )
             if conn.execute(stmt).rowcount != 1:
                 return None
             job = job_from_row(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
-            claims.begin_attempts(conn, [job], claim.worker, moment)
+            self.driver.begin_attempts(conn, [job], claim.worker, moment)
         return job
 
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
+        """Values are made storable first (storable.py). A batch the database still refuses (a data error, not
+        a lost connection) is written outcome by outcome, and an outcome refused on its own is recorded as
+        UnstorableOutcome: a job is never left running for want of a storable outcome, nor its batch with it."""
+        storable = [storable_outcome(outcome) for outcome in outcomes]
+        try:
+            return self._finish(storable, now)
+        except StoreError as exc:
+            if not _refused(exc):
+                raise
+            if len(storable) == 1:
+                return [self._finish_unstorable(storable[0], exc, now)]
+        return [self._finish_alone(outcome, now) for outcome in storable]
+
+    def _finish_alone(self, outcome: Outcome, now: datetime | None) -> Finished:
+        try:
+            return self._finish([outcome], now)[0]
+        except StoreError as exc:
+            if not _refused(exc):
+                raise
+            return self._finish_unstorable(outcome, exc, now)
+
+    def _finish_unstorable(self, outcome: Outcome, exc: StoreError, now: datetime | None) -> Finished:
+        return self._finish([unstorable(outcome, str(exc))], now)[0]
+
+    def _finish(self, outcomes: Sequence[Outcome], now: datetime | None) -> list[Finished]:
         plain = [o for o in outcomes if o.next_state is JobState.COMPLETED and not o.follow_ups]
         with self._tx(one_statement=len(plain) == len(outcomes) and now is None) as conn:
-            clock = None if self.dialect == "postgresql" and now is None else self._now(conn, now)
-            done = {f.job_id: f for f in finish.complete_plain(conn, plain, clock)}
+            clock = self._clock(conn, now)
+            recorded = self.driver.complete(conn, plain, clock) if plain else set()
+            done = {o.job_id: Finished(o.job_id, recorded=o.job_id in recorded) for o in plain}
             others = [o for o in outcomes if o.job_id not in done]
             if others:
                 moment = clock or self._now(conn, now)
@@ -223,15 +250,63 @@ class SqlStore:
         if not held:
             return set()
         with self._tx() as conn:
-            return _renew(conn, owner, held, lease_s, self._now(conn, now))
+            moment = self._now(conn, now)
+            ours = _renewable(owner, held)
+            stmt = update(jobs).where(*ours).values(lease_expires_at=moment + timedelta(seconds=lease_s))
+            return self.driver.updated_ids(conn, stmt, ours)
 
     def jobs_rescue_expired(self, crash_budget: int, *, now: datetime | None = None) -> list[Rescued]:
         with self._tx() as conn:
             moment = self._now(conn, now)
             stmt = select(jobs).where(jobs.c.status == JobState.RUNNING.value, jobs.c.lease_expires_at < moment)
-            if self.dialect != "sqlite":
-                stmt = stmt.with_for_update(skip_locked=True)
-            return _rescue(conn, [job_from_row(row) for row in conn.execute(stmt)], crash_budget, moment)
+            expired = [job_from_row(row) for row in conn.execute(self.driver.lock_rows(stmt))]
+            return self._rescue(conn, expired, crash_budget, moment)
+
+    def _rescue(self, conn: Connection, expired: list[Job], crash_budget: int, now: datetime) -> list[Rescued]:
+        """Set-based, a statement per next state: a dead worker may have held a thousand jobs, and a statement
+        per job kept them (and the rescuer's lock) for seconds. Each UPDATE names the (id, lease token) pairs it
+        read: a lease that changed since (its owner finished, a renewal) is left alone, and only the attempts of
+        the jobs rescued are closed."""
+        states = {job.id: _state_after_loss(job, crash_budget) for job in expired}
+        by_state: dict[JobState, list[Job]] = {}
+        for job in expired:
+            by_state.setdefault(states[job.id], []).append(job)
+        rescued: set[int] = set()
+        for state, these in by_state.items():
+            rescued |= self._rescue_to(conn, state, these, now)
+        ended = [(job.id, job.attempts) for job in expired if job.id in rescued]
+        if ended:
+            error = _error_values(ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran"))
+            closed = tuple_(attempts.c.job_id, attempts.c.number).in_(ended)
+            conn.execute(
+                update(attempts).where(closed).values(finished_at=now, outcome=AttemptOutcome.LOST.value, **error)
+            )
+        return [
+            Rescued(j.id, j.attempts, failed=j.lost_attempts + 1 >= crash_budget) for j in expired if j.id in rescued
+        ]
+
+    def _rescue_to(self, conn: Connection, state: JobState, expired: list[Job], now: datetime) -> set[int]:
+        ids = [job.id for job in expired]
+        leases = [(job.id, job.lease.token) for job in expired if job.lease is not None]
+        fenced = (
+            jobs.c.id.in_(ids),  # the primary key finds the rows; the pairs check them
+            tuple_(jobs.c.id, jobs.c.lease_token).in_(leases),
+            jobs.c.status == JobState.RUNNING.value,
+            jobs.c.lease_expires_at < now,
+        )
+        lost = {"lost_attempts": jobs.c.lost_attempts + 1, **_error_values(ErrorInfo("WorkerLost", "worker lost"))}
+        # back to pending: due now, and the lost attempt is not charged to the retry budget
+        again = {
+            "scheduled_at": now,
+            "uncharged_attempts": jobs.c.uncharged_attempts + 1,
+            "max_attempts": jobs.c.max_attempts + 1,
+        }
+        after = again if state is JobState.PENDING else {"finished_at": now}
+        stmt = update(jobs).where(*fenced).values(status=state.value, **lost, **_lease_cleared(), **after)
+        # a database that can't return the rows reads back those now in the state, at this moment, unleased
+        moment = jobs.c.scheduled_at if state is JobState.PENDING else jobs.c.finished_at
+        now_there = (jobs.c.id.in_(ids), jobs.c.status == state.value, jobs.c.lease_token.is_(None), moment == now)
+        return self.driver.updated_ids(conn, stmt, now_there)
 
     def jobs_cancel_requested(self, job_ids: Sequence[int]) -> list[int]:
         if not job_ids:
@@ -257,7 +332,7 @@ class SqlStore:
                 running = update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobState.RUNNING.value)
                 done = conn.execute(running.values(cancel_requested=True)).rowcount
                 if done:
-                    notify(conn, CANCEL_CHANNEL, str(job_id))
+                    self.driver.notify(conn, CANCEL_CHANNEL, str(job_id))
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise JobNotFound(job_id)
@@ -285,7 +360,7 @@ class SqlStore:
             )
             done = conn.execute(stmt).rowcount
             if done:
-                notify(conn, JOBS_CHANNEL, "*")
+                self.driver.notify(conn, JOBS_CHANNEL, "*")
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise JobNotFound(job_id)
@@ -353,26 +428,35 @@ class SqlStore:
             return True
 
     def jobs_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:
-        with self._tx() as conn:
-            moment = self._now(conn, now)
-            cutoff = moment - timedelta(seconds=older_than_s)
-            old = select(jobs.c.id).where(jobs.c.status.in_(_FINISHED), jobs.c.finished_at < cutoff)
-            ids = [int(row.id) for row in conn.execute(old)]
-            for start in range(0, len(ids), 1000):
-                chunk = ids[start : start + 1000]
-                conn.execute(delete(attempts).where(attempts.c.job_id.in_(chunk)))
-                conn.execute(delete(jobs).where(jobs.c.id.in_(chunk)))
-        return len(ids)
+        """In short transactions of PRUNE_BATCH jobs each, walking the primary key: one transaction for them
+        all held SQLite's write lock for as long as it took, and heartbeats and renewals timed out behind it."""
+        with self._tx(write=False) as conn:
+            cutoff = self._now(conn, now) - timedelta(seconds=older_than_s)
+        old = (jobs.c.status.in_(_FINISHED), jobs.c.finished_at < cutoff)
+        pruned, after = 0, 0
+        while True:
+            with self._tx(write=False) as conn:  # the walk reads only: writers go on meanwhile
+                batch = select(jobs.c.id).where(jobs.c.id > after, *old).order_by(jobs.c.id).limit(PRUNE_BATCH)
+                ids = [int(row.id) for row in conn.execute(batch)]
+            if ids:
+                pruned += self._prune_batch(ids, old)
+                after = ids[-1]
+            if len(ids) < PRUNE_BATCH:
+                return pruned
 
-    def listen(self, callback: Callable[[str, str], None]) -> PgListener | SqliteWalWatcher | None:
+    def _prune_batch(self, ids: list[int], old: tuple[Any, ...]) -> int:
+        with self._tx() as conn:  # those still old and finished (an operator's retry may have come between)
+            gone = [int(row.id) for row in conn.execute(select(jobs.c.id).where(jobs.c.id.in_(ids), *old))]
+            if gone:
+                conn.execute(delete(attempts).where(attempts.c.job_id.in_(gone)))
+                conn.execute(delete(jobs).where(jobs.c.id.in_(gone)))
+        return len(gone)
+
+    def listen(self, callback: Callable[[str, str], None], on_error: OnError | None = None) -> Listener | None:
         """Start a listener that calls back on enqueues (and, on PostgreSQL, cancels); None where workers
-        must poll (MariaDB, an in-memory SQLite)."""
-        if self.dialect == "postgresql":
-            return PgListener(self.engine.url, callback).start()
-        database = self.engine.url.database
-        if self.dialect == "sqlite" and database and database != ":memory:":
-            return SqliteWalWatcher(os.path.abspath(database), callback).start()
-        return None
+        must poll (MariaDB, an in-memory SQLite). Its failures (a callback that raises, a lost connection) go
+        to `on_error`, one line each (by default Python's logging); the listener goes on."""
+        return self.driver.listen(self.engine.url, callback, on_error or log_error)
 
     def schema_version(self) -> str | None:
         """The applied Alembic revision, or None for an empty database. A database that can't be reached
@@ -392,6 +476,12 @@ class SqlStore:
 def describe(exc: BaseException) -> str:
     """One line for a driver error: its class and the first line of its message."""
     return f"database error: {exc.__class__.__name__}: {_first_line(exc)}"
+
+
+def _refused(exc: StoreError) -> bool:
+    """Whether the database refused the values written (a data error), not the connection or the transaction."""
+    cause = exc.__cause__
+    return isinstance(cause, DataError | IntegrityError) and not cause.connection_invalidated
 
 
 def _first_line(exc: BaseException) -> str:
@@ -443,46 +533,13 @@ def _state_after_loss(job: Job, crash_budget: int) -> JobState:
     return JobState.PENDING  # a lost attempt doesn't spend the retry budget; the crash budget counts it
 
 
-def _rescue(conn: Connection, expired: list[Job], crash_budget: int, now: datetime) -> list[Rescued]:
-    """Set-based, a statement per next state: a dead worker may have held a thousand jobs, and a statement per
-    job kept them (and the rescuer's lock) for seconds. The rows are this transaction's (FOR UPDATE, or
-    SQLite's one writer), so their lease tokens can't change under it."""
-    by_state: dict[JobState, list[int]] = {}
-    rescued = []
-    for job in expired:
-        state = _state_after_loss(job, crash_budget)
-        by_state.setdefault(state, []).append(job.id)
-        rescued.append(Rescued(job.id, job.attempts, failed=state is JobState.FAILED))
-    lost = {"lost_attempts": jobs.c.lost_attempts + 1, **_error_values(ErrorInfo("WorkerLost", "worker lost"))}
-    # back to pending: due now, and the lost attempt is not charged to the retry budget
-    again = {
-        "scheduled_at": now,
-        "uncharged_attempts": jobs.c.uncharged_attempts + 1,
-        "max_attempts": jobs.c.max_attempts + 1,
-    }
-    for state, ids in by_state.items():
-        after = again if state is JobState.PENDING else {"finished_at": now}
-        these = update(jobs).where(jobs.c.id.in_(ids))
-        conn.execute(these.values(status=state.value, **lost, **_lease_cleared(), **after))
-    if expired:
-        error = _error_values(ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran"))
-        ended = tuple_(attempts.c.job_id, attempts.c.number).in_([(job.id, job.attempts) for job in expired])
-        conn.execute(update(attempts).where(ended).values(finished_at=now, outcome=AttemptOutcome.LOST.value, **error))
-    return rescued
-
-
-def _renew(conn: Connection, owner: str, held: Mapping[int, str], lease_s: float, moment: datetime) -> set[int]:
-    """Extend leases by primary key: a scan by owner or token would walk (and on MariaDB lock) rows of other
-    workers. A job's token is one of the held ones (tokens are random per claim), checked as a set.
-    Returns the ids renewed."""
-    ours = (
+def _renewable(owner: str, held: Mapping[int, str]) -> tuple[ColumnElement[bool], ...]:
+    """The held leases still this owner's, by primary key: a scan by owner or token would walk (and on MariaDB
+    lock) rows of other workers. A job's token is one of the held ones (tokens are random per claim), checked
+    as a set."""
+    return (
         jobs.c.id.in_(list(held)),
         jobs.c.lease_owner == owner,
         jobs.c.lease_token.in_(sorted(set(held.values()))),
         jobs.c.status.in_((JobState.RUNNING.value, JobState.PENDING.value)),
     )
-    stmt = update(jobs).where(*ours).values(lease_expires_at=moment + timedelta(seconds=lease_s))
-    if conn.dialect.name != "mysql":
-        return set(conn.execute(stmt.returning(jobs.c.id)).scalars())
-    conn.execute(stmt)  # MariaDB's UPDATE returns no rows: read back what this transaction now holds
-    return set(conn.execute(select(jobs.c.id).where(*ours)).scalars())

@@ -117,7 +117,7 @@ class Worker:
             self.id, socket.gethostname(), os.getpid(), self.options.queues, self.options.concurrency, now, now
         )
         self.store.worker_register(info)
-        self._listener = self.store.listen(self._on_notification)
+        self._listener = self.store.listen(self._on_notification, lambda problem: self.log.error(None, problem))
         self._heartbeat = Heartbeat(self.settings.heartbeat_s, self._beat, self._beat_failed).start()
         self._link = StoreLink(self.store, self._wake, self.settings.poll_interval)
         self.log.info(
