@@ -79,4 +79,6 @@ def _result_size(outcome: Outcome) -> int:
     result = outcome.result
     if result is None or isinstance(result, bool | int | float) or outcome.next_state is not JobState.COMPLETED:
         return 0
+    if isinstance(result, str) and len(result) * 6 <= RESULT_LIMIT:  # JSON's longest escape: 6 characters
+        return 0
     return len(dumps(result))  # JSON escapes NUL and lone surrogates: only the size can be a problem
