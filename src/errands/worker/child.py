@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 from errands.errors import TargetNotAllowed
@@ -24,15 +24,55 @@ from errands.jobs import ErrorInfo, dumps
 from errands.retry import exception_names
 from errands.targets import AllowList, resolve
 from errands.worker.protocol import error_to_json
+from errands.worker.redact import Redactor
 
 PARENT_CHECK_S = 0.2
 _NEVER = float("inf")
+# Deeper results are stored as a stand-in: every reader (the parent, the store, `jobs show`) decodes a stored
+# value within Python's recursion limit, from wherever its own stack is.
+MAX_DEPTH = 200
+REASON_CHARS = 200  # a stand-in's reason is cut to this
+
+
+def _text(exc: BaseException) -> str:
+    """str(exc), or a stand-in if its __str__ raises: the error is reported either way."""
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<{type(exc).__name__}: str() failed>"
+
+
+def _traceback(exc: BaseException) -> str | None:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except BaseException:  # a hostile exception (its __notes__, its cause...): the rest of the error still goes
+        return None
 
 
 def _error(exc: BaseException) -> ErrorInfo:
     names = exception_names(exc)
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return ErrorInfo(names[0], str(exc) or names[0], tb, names)
+    return ErrorInfo(names[0], _text(exc) or names[0], _traceback(exc), names)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_text(exc)}"[:REASON_CHARS]
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest more than `limit` levels in `value` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            inner: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            inner = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in inner)
+    return False
 
 
 def _next_job(instance: Any, result: Any) -> list[Any] | None:
@@ -44,7 +84,21 @@ def _next_job(instance: Any, result: Any) -> list[Any] | None:
         return None
     if not isinstance(nxt, tuple | list) or len(nxt) not in (2, 3):
         raise TypeError("next_job() must return (method, args), (target, method, args) or None")
-    return [*nxt[:-1], list(nxt[-1])]
+    return [*nxt[:-1], _follow_up_args(nxt[-1])]
+
+
+def _follow_up_args(args: Any) -> list[Any]:
+    """next_job()'s args, checked as enqueue checks a job's: a list of JSON values (a str is not split into
+    characters), as JSON gives them back."""
+    if isinstance(args, str | bytes | bytearray | Mapping) or not isinstance(args, Iterable):
+        raise TypeError(f"next_job() args must be a list of JSON values, got {type(args).__name__}")
+    try:
+        checked: list[Any] = json.loads(json.dumps(list(args), allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TypeError(f"next_job() args must be JSON values (no pickle): {_reason(exc)}") from None
+    if _deeper_than(checked, MAX_DEPTH):
+        raise TypeError(f"next_job() args nest deeper than {MAX_DEPTH} levels")
+    return checked
 
 
 class Targets:
@@ -73,19 +127,52 @@ class Targets:
 
 
 def run_one(message: dict[str, Any], targets: Targets) -> dict[str, Any]:
-    job_id = message["id"]
     try:
         instance, func = targets.resolve(message["target"], message["method"])
     except TargetNotAllowed as exc:
-        return {"id": job_id, "ok": False, "refused": True, "error": error_to_json(_error(exc))}
+        return _failed(message, exc, refused=True)
     except BaseException as exc:  # the job's module failed to import: an attempt failure like any other
-        return {"id": job_id, "ok": False, "refused": False, "error": error_to_json(_error(exc))}
+        return _failed(message, exc)
     try:
         result = func(*message["args"], **message["kwargs"])
-        nxt = _next_job(instance, result)
     except BaseException as exc:
-        return {"id": job_id, "ok": False, "refused": False, "error": error_to_json(_error(exc))}
-    return {"id": job_id, "ok": True, "result": result, "next": nxt}
+        return _failed(message, exc)
+    reply = {"id": message["id"], "ok": True, "result": result, "next": None}
+    try:
+        reply["next"] = _next_job(instance, result)
+    except BaseException as exc:  # the body ran and its completion stands: only the follow-up is refused
+        reply["next_refused"] = _redacted(message, _reason(exc))
+    return reply
+
+
+def _failed(message: dict[str, Any], exc: BaseException, refused: bool = False) -> dict[str, Any]:
+    error = _error(exc)
+    if message.get("sensitive"):
+        error = Redactor(message["args"], message["kwargs"]).error(error)
+    return {"id": message["id"], "ok": False, "refused": refused, "error": error_to_json(error)}
+
+
+def _redacted(message: dict[str, Any], text: str) -> str:
+    return Redactor(message["args"], message["kwargs"]).text(text) if message.get("sensitive") else text
+
+
+def encode_reply(reply: dict[str, Any]) -> str:
+    """A job's reply as one JSON line the parent can read back. A result JSON can't hold travels as its str()
+    (dumps); one that can't be encoded at all (a dict with tuple keys, an int too long to print, a __str__
+    that raises) or that nests deeper than MAX_DEPTH is replaced by a stand-in that says why: the job ran,
+    and its completion must reach the parent, or it would be recorded lost and run again."""
+    try:
+        line = dumps(reply)
+    except BaseException as exc:
+        return dumps({**reply, "result": unencodable(reply.get("result"), _reason(exc))})
+    if line.count("[") + line.count("{") > MAX_DEPTH and _deeper_than(reply.get("result"), MAX_DEPTH):
+        return dumps({**reply, "result": unencodable(reply.get("result"), f"nested deeper than {MAX_DEPTH} levels")})
+    return line
+
+
+def unencodable(result: Any, reason: str) -> dict[str, str]:
+    """The stand-in stored for a result that can't be: valid JSON, the same for the same failure."""
+    return {"unencodable": f"{type(result).__name__}: {reason}"}
 
 
 class Inbox:
@@ -141,16 +228,15 @@ class Replies:
         self._lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
-        data = (dumps(message) + "\n").encode()  # a result JSON can't hold travels as its str()
-        self._write(data)
+        self._write((dumps(message) + "\n").encode())
 
     def send_ended(self, reply: dict[str, Any], seconds: float) -> None:
         """A job's reply; the common one (done, no result, no follow-up) as a short line: `ok ID SECONDS`."""
-        if reply["ok"] and reply["result"] is None and reply["next"] is None:
+        if reply["ok"] and reply["result"] is None and reply["next"] is None and "next_refused" not in reply:
             self._write(b"ok %d %.6f\n" % (reply["id"], seconds))
         else:
             reply["s"] = round(seconds, 6)
-            self.send(reply)
+            self._write((encode_reply(reply) + "\n").encode())
 
     def _write(self, data: bytes) -> None:
         with self._lock:
