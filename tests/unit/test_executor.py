@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ from errands.jobs import FollowUp, Job
 from errands.logs import JobLog
 from errands.spawn import CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS, spawn_kwargs
 from errands.worker.executor import AttemptResult, Ending, Pool, child_popen_kwargs
-from errands.worker.mux import Mux, SelectorMux, ThreadMux
+from errands.worker.mux import Event, Mux, SelectorMux, ThreadMux
+from errands.worker.oscalls import stop_child
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals and process groups: POSIX")
 
@@ -498,7 +500,7 @@ def sensitive_job(target: str, method: str, *args: Any, **kwargs: Any) -> Job:
 
 def test_a_sensitive_jobs_arguments_are_cut_out_of_its_error(shared: tuple[Pool, Path]) -> None:
     pool = shared[0]
-    card, pin, note = "4242-4242-4242-4242", "9731", "it's a \"secret\" \u00e9t\u00e9"
+    card, pin, note = "4242-4242-4242-4242", "9731", 'it\'s a "secret" \u00e9t\u00e9'
     result = run(pool, sensitive_job("unit_jobs.Jobs", "leak", card, pin=pin, note=[{"deep": note}]))
     assert result.ending is Ending.FAILED and result.error is not None
     assert result.error.message == "card *** with pin *** declined ([{'deep': '***'}])"
@@ -692,6 +694,47 @@ def test_spawn_kwargs_for_windows_and_posix(tmp_path: Path) -> None:
         assert posix["stdin"] is subprocess.DEVNULL
     finally:
         posix["stdout"].close()
+
+
+def test_the_windows_branch_of_the_process_calls() -> None:
+    """The one seam with Windows-only calls (worker/oscalls.py), its Windows branch taken on POSIX."""
+    assert child_popen_kwargs("nt") == {"creationflags": CREATE_NEW_PROCESS_GROUP}
+    assert child_popen_kwargs("posix") == {"start_new_session": True}
+    # TerminateProcess is Popen.terminate(), which POSIX runs as a SIGTERM to the process: watchable here
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stop_child(proc, force=False, platform="nt")
+    assert proc.wait(timeout=DEADLINE_S) == -signal.SIGTERM
+    stop_child(proc, force=True, platform="nt")  # a child already gone is no error
+    stop_child(proc, force=True)
+
+
+def mux_events(mux: Mux, count: int) -> list[Event]:
+    """`count` events from the mux, each awaited under the deadline (a reader thread delivers them late)."""
+    events: list[Event] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(events) < count:
+        assert time.monotonic() < deadline, f"only {events} of {count} events"
+        events += mux.poll(0.1)
+    assert len(events) == count, events
+    return events
+
+
+@pytest.mark.parametrize("kind", sorted(MUXES))
+def test_a_mux_gives_whole_lines_wake_ups_and_the_end_of_a_stream(kind: str) -> None:
+    mux = MUXES[kind]()
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as stream:
+        mux.add("child", stream)
+        assert mux.poll(0.0) == []
+        os.write(write_fd, b"one\ntw")  # a line and a half
+        assert mux_events(mux, 1) == [("child", b"one")]
+        os.write(write_fd, b"o\nthree\n")
+        assert mux_events(mux, 2) == [("child", b"two"), ("child", b"three")]
+        mux.wake()
+        assert mux_events(mux, 1) == [(None, None)]
+        os.close(write_fd)
+        assert mux_events(mux, 1) == [("child", None)]
+        mux.close()
 
 
 def test_the_child_module_runs_jobs_over_its_protocol_directly(workdir: Path) -> None:
