@@ -36,6 +36,8 @@ class PickyJob:
             return {(1, 2): "x"}
         if kind == "unprintable":
             raise Unprintable()
+        if kind == "unstorable":
+            raise ValueError("a NUL \\x00 then " + "x" * 70_000)
         if kind == "leak":
             raise ValueError(f"card {args[1]} declined")
         if kind == "next_str":
@@ -85,6 +87,18 @@ def test_an_exception_whose_str_raises_fails_the_attempt_once(picky: Any) -> Non
     assert job["error_type"] == "tests_jobs.Unprintable"
     assert job["error_message"] == "<Unprintable: str() failed>"
     assert runs(picky) == ["unprintable"]
+
+
+@pytest.mark.backends("sqlite", "postgresql", "mariadb")
+def test_an_error_the_database_could_not_store_is_recorded_cut_and_escaped(picky: Any) -> None:
+    """PostgreSQL refuses a NUL in TEXT, MariaDB's TEXT holds 64 KB: the attempt must be recorded all the same."""
+    result = picky.run("run-job", PICKY, "process", "unstorable", "--max-attempts", "1")
+    assert result.returncode == 1, str(result)
+    [job] = picky.list()
+    assert (job["status"], job["attempts"], job["error_type"]) == ("failed", 1, "ValueError")
+    assert job["error_message"].startswith("a NUL \\x00 then xxx")
+    assert job["error_message"].endswith(" more characters]")
+    assert runs(picky) == ["unstorable"]
 
 
 def test_a_failing_sensitive_job_keeps_its_arguments_out_of_every_output(picky: Any) -> None:

@@ -135,6 +135,9 @@ class Jobs:
             f.write("ran\\n")
         raise UnprintableError("never shown")
 
+    def unstorable_error(self, size):
+        raise AppError("a NUL \\x00, a lone surrogate \\udcff, then " + "x" * size)
+
     def leak(self, card, pin="0000", note=None):
         raise AppError(f"card {card} with pin {pin} declined ({note!r})")
 
@@ -176,6 +179,8 @@ class Following:
             return ("go", [float("nan")])
         if kind == "raises":
             raise RuntimeError("no follow-up today")
+        if kind == "int_method":
+            return (7, [1])
         return ("go", ("tuple", "ok"))
 
 
@@ -217,6 +222,7 @@ ALLOWED: dict[str, list[str]] = {
         "unprintable_error",
         "leak",
         "forge",
+        "unstorable_error",
     ],
     "unit_jobs.Following": ["go"],
     "unit_jobs.Chain": ["first", "second"],
@@ -494,6 +500,22 @@ def test_an_exception_whose_str_raises_is_reported_as_a_failure(shared: tuple[Po
     assert ran.read_text() == "ran\n"
 
 
+def test_an_error_is_reported_as_every_backend_can_store_it(shared: tuple[Pool, Path]) -> None:
+    """No NUL (PostgreSQL's TEXT refuses it), no lone surrogate (not UTF-8), a message that fits MariaDB's
+    TEXT: an error the store refused would leave the attempt unrecorded, and the job would run again."""
+    result = run(shared[0], make_job("unit_jobs.Jobs", "unstorable_error", 100_000))
+    assert result.ending is Ending.FAILED and result.error is not None
+    message, traceback = result.error.message, result.error.traceback
+    assert message.startswith("a NUL \\x00, a lone surrogate \\udcff, then xxx")
+    stored_len = len("a NUL \\x00, a lone surrogate \\udcff, then ") + 100_000
+    assert message.endswith(f"... [{stored_len - 8_000} more characters]") and len(message) < 8_100
+    assert traceback is not None and traceback.startswith("[") and len(traceback) < 100_100
+    assert traceback.rstrip().endswith("x" * 100)  # the end is kept: the exception's own line
+    for text in (message, traceback):
+        assert "\x00" not in text
+        text.encode("utf-8")  # no lone surrogate left
+
+
 def sensitive_job(target: str, method: str, *args: Any, **kwargs: Any) -> Job:
     return factories.make_job(id=next(_ids), target=target, method=method, args=args, kwargs=kwargs, sensitive=True)
 
@@ -520,6 +542,7 @@ def test_a_sensitive_jobs_arguments_are_cut_out_of_its_error(shared: tuple[Pool,
         ("set_args", "TypeError: next_job() args must be JSON values (no pickle): TypeError: Object of type set"),
         ("nan_args", "TypeError: next_job() args must be JSON values (no pickle): ValueError: Out of range float"),
         ("raises", "RuntimeError: no follow-up today"),
+        ("int_method", "TypeError: next_job() must name the method (and target) with a str"),
     ],
 )
 def test_a_follow_up_enqueue_would_refuse_is_dropped_and_the_job_completes(

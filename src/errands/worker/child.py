@@ -32,6 +32,8 @@ _NEVER = float("inf")
 # value within Python's recursion limit, from wherever its own stack is.
 MAX_DEPTH = 200
 REASON_CHARS = 200  # a stand-in's reason is cut to this
+# An error as every backend stores it: error_type is VARCHAR(255), error_message TEXT (MariaDB: 64 KB of UTF-8)
+TYPE_CHARS, MESSAGE_CHARS, TRACEBACK_CHARS = 200, 8_000, 100_000
 
 
 def _text(exc: BaseException) -> str:
@@ -55,7 +57,29 @@ def _error(exc: BaseException) -> ErrorInfo:
 
 
 def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_text(exc)}"[:REASON_CHARS]
+    return f"{type(exc).__name__}: {_text(exc)}"
+
+
+def _storable(text: str) -> str:
+    """Text every backend and log file takes: no NUL (PostgreSQL refuses it), no lone surrogate (not UTF-8)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _head(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
+def _tail(text: str, limit: int) -> str:
+    """A traceback's end: the innermost frame and the exception."""
+    return text if len(text) <= limit else f"[{len(text) - limit} characters before]...{text[-limit:]}"
+
+
+def _stored(error: ErrorInfo) -> ErrorInfo:
+    """The error as the store can record it (and the logs write it): an error the database refused would
+    leave the attempt unrecorded, and the job would run again."""
+    traceback = None if error.traceback is None else _tail(_storable(error.traceback), TRACEBACK_CHARS)
+    message = _head(_storable(error.message), MESSAGE_CHARS)
+    return ErrorInfo(_head(_storable(error.type), TYPE_CHARS), message, traceback, error.mro)
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -84,7 +108,10 @@ def _next_job(instance: Any, result: Any) -> list[Any] | None:
         return None
     if not isinstance(nxt, tuple | list) or len(nxt) not in (2, 3):
         raise TypeError("next_job() must return (method, args), (target, method, args) or None")
-    return [*nxt[:-1], _follow_up_args(nxt[-1])]
+    *names, args = nxt
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError("next_job() must name the method (and target) with a str")
+    return [*names, _follow_up_args(args)]
 
 
 def _follow_up_args(args: Any) -> list[Any]:
@@ -141,15 +168,15 @@ def run_one(message: dict[str, Any], targets: Targets) -> dict[str, Any]:
     try:
         reply["next"] = _next_job(instance, result)
     except BaseException as exc:  # the body ran and its completion stands: only the follow-up is refused
-        reply["next_refused"] = _redacted(message, _reason(exc))
+        reply["next_refused"] = _head(_storable(_redacted(message, _reason(exc))), REASON_CHARS)
     return reply
 
 
 def _failed(message: dict[str, Any], exc: BaseException, refused: bool = False) -> dict[str, Any]:
     error = _error(exc)
-    if message.get("sensitive"):
+    if message.get("sensitive"):  # before any cut: a secret cut in two would get past the redaction
         error = Redactor(message["args"], message["kwargs"]).error(error)
-    return {"id": message["id"], "ok": False, "refused": refused, "error": error_to_json(error)}
+    return {"id": message["id"], "ok": False, "refused": refused, "error": error_to_json(_stored(error))}
 
 
 def _redacted(message: dict[str, Any], text: str) -> str:
@@ -172,7 +199,7 @@ def encode_reply(reply: dict[str, Any]) -> str:
 
 def unencodable(result: Any, reason: str) -> dict[str, str]:
     """The stand-in stored for a result that can't be: valid JSON, the same for the same failure."""
-    return {"unencodable": f"{type(result).__name__}: {reason}"}
+    return {"unencodable": _head(_storable(f"{type(result).__name__}: {reason}"), REASON_CHARS)}
 
 
 class Inbox:
