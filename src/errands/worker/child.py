@@ -3,7 +3,9 @@
 The protocol travels on the original stdin and stdout; the job's own prints go to stderr, so a job that prints
 can't corrupt a reply, and its stdin is /dev/null, so a job that reads input gets EOF instead of blocking on (or
 swallowing) the protocol. Jobs arrive in batches and run one after another; a reader thread keeps taking
-messages while a job runs, so the parent can take back jobs that haven't started (`revoke`).
+messages while a job runs, so the parent can take back jobs that haven't started (`revoke`). What it reports
+about a job is shaped by worker/report.py (nothing after the body may cost a rerun) and, for a sensitive job,
+redacted by worker/redact.py before it leaves.
 """
 
 from __future__ import annotations
@@ -14,118 +16,26 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import IO, Any
 
 from errands.errors import TargetNotAllowed
-from errands.jobs import ErrorInfo, dumps
-from errands.retry import exception_names
+from errands.jobs import dumps
 from errands.targets import AllowList, resolve
+from errands.worker import report
 from errands.worker.protocol import error_to_json
 from errands.worker.redact import Redactor
 
 PARENT_CHECK_S = 0.2
 _NEVER = float("inf")
-# Deeper results are stored as a stand-in: every reader (the parent, the store, `jobs show`) decodes a stored
-# value within Python's recursion limit, from wherever its own stack is.
-MAX_DEPTH = 200
-REASON_CHARS = 200  # a stand-in's reason is cut to this
-# An error as every backend stores it: error_type is VARCHAR(255), error_message TEXT (MariaDB: 64 KB of UTF-8)
-TYPE_CHARS, MESSAGE_CHARS, TRACEBACK_CHARS = 200, 8_000, 100_000
-
-
-def _text(exc: BaseException) -> str:
-    """str(exc), or a stand-in if its __str__ raises: the error is reported either way."""
-    try:
-        return str(exc)
-    except BaseException:
-        return f"<{type(exc).__name__}: str() failed>"
-
-
-def _traceback(exc: BaseException) -> str | None:
-    try:
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except BaseException:  # a hostile exception (its __notes__, its cause...): the rest of the error still goes
-        return None
-
-
-def _error(exc: BaseException) -> ErrorInfo:
-    names = exception_names(exc)
-    return ErrorInfo(names[0], _text(exc) or names[0], _traceback(exc), names)
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_text(exc)}"
-
-
-def _storable(text: str) -> str:
-    """Text every backend and log file takes: no NUL (PostgreSQL refuses it), no lone surrogate (not UTF-8)."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _head(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
-
-
-def _tail(text: str, limit: int) -> str:
-    """A traceback's end: the innermost frame and the exception."""
-    return text if len(text) <= limit else f"[{len(text) - limit} characters before]...{text[-limit:]}"
-
-
-def _stored(error: ErrorInfo) -> ErrorInfo:
-    """The error as the store can record it (and the logs write it): an error the database refused would
-    leave the attempt unrecorded, and the job would run again."""
-    traceback = None if error.traceback is None else _tail(_storable(error.traceback), TRACEBACK_CHARS)
-    message = _head(_storable(error.message), MESSAGE_CHARS)
-    return ErrorInfo(_head(_storable(error.type), TYPE_CHARS), message, traceback, error.mro)
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether lists and dicts nest more than `limit` levels in `value` (walked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            inner: Iterable[Any] = item.values()
-        elif isinstance(item, list | tuple):
-            inner = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in inner)
-    return False
 
 
 def _next_job(instance: Any, result: Any) -> list[Any] | None:
     hook = getattr(instance, "next_job", None)
     if instance is None or not callable(hook):
         return None
-    nxt = hook(result)
-    if nxt is None:
-        return None
-    if not isinstance(nxt, tuple | list) or len(nxt) not in (2, 3):
-        raise TypeError("next_job() must return (method, args), (target, method, args) or None")
-    *names, args = nxt
-    if not all(isinstance(name, str) for name in names):
-        raise TypeError("next_job() must name the method (and target) with a str")
-    return [*names, _follow_up_args(args)]
-
-
-def _follow_up_args(args: Any) -> list[Any]:
-    """next_job()'s args, checked as enqueue checks a job's: a list of JSON values (a str is not split into
-    characters), as JSON gives them back."""
-    if isinstance(args, str | bytes | bytearray | Mapping) or not isinstance(args, Iterable):
-        raise TypeError(f"next_job() args must be a list of JSON values, got {type(args).__name__}")
-    try:
-        checked: list[Any] = json.loads(json.dumps(list(args), allow_nan=False))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise TypeError(f"next_job() args must be JSON values (no pickle): {_reason(exc)}") from None
-    if _deeper_than(checked, MAX_DEPTH):
-        raise TypeError(f"next_job() args nest deeper than {MAX_DEPTH} levels")
-    return checked
+    return report.follow_up(hook(result))
 
 
 class Targets:
@@ -168,38 +78,20 @@ def run_one(message: dict[str, Any], targets: Targets) -> dict[str, Any]:
     try:
         reply["next"] = _next_job(instance, result)
     except BaseException as exc:  # the body ran and its completion stands: only the follow-up is refused
-        reply["next_refused"] = _head(_storable(_redacted(message, _reason(exc))), REASON_CHARS)
+        why = _redacted(message, report.reason(exc))
+        reply["next_refused"] = report.head(report.storable(why), report.REASON_CHARS)
     return reply
 
 
 def _failed(message: dict[str, Any], exc: BaseException, refused: bool = False) -> dict[str, Any]:
-    error = _error(exc)
+    error = report.error_info(exc)
     if message.get("sensitive"):  # before any cut: a secret cut in two would get past the redaction
         error = Redactor(message["args"], message["kwargs"]).error(error)
-    return {"id": message["id"], "ok": False, "refused": refused, "error": error_to_json(_stored(error))}
+    return {"id": message["id"], "ok": False, "refused": refused, "error": error_to_json(report.stored(error))}
 
 
 def _redacted(message: dict[str, Any], text: str) -> str:
     return Redactor(message["args"], message["kwargs"]).text(text) if message.get("sensitive") else text
-
-
-def encode_reply(reply: dict[str, Any]) -> str:
-    """A job's reply as one JSON line the parent can read back. A result JSON can't hold travels as its str()
-    (dumps); one that can't be encoded at all (a dict with tuple keys, an int too long to print, a __str__
-    that raises) or that nests deeper than MAX_DEPTH is replaced by a stand-in that says why: the job ran,
-    and its completion must reach the parent, or it would be recorded lost and run again."""
-    try:
-        line = dumps(reply)
-    except BaseException as exc:
-        return dumps({**reply, "result": unencodable(reply.get("result"), _reason(exc))})
-    if line.count("[") + line.count("{") > MAX_DEPTH and _deeper_than(reply.get("result"), MAX_DEPTH):
-        return dumps({**reply, "result": unencodable(reply.get("result"), f"nested deeper than {MAX_DEPTH} levels")})
-    return line
-
-
-def unencodable(result: Any, reason: str) -> dict[str, str]:
-    """The stand-in stored for a result that can't be: valid JSON, the same for the same failure."""
-    return {"unencodable": _head(_storable(f"{type(result).__name__}: {reason}"), REASON_CHARS)}
 
 
 class Inbox:
@@ -263,7 +155,7 @@ class Replies:
             self._write(b"ok %d %.6f\n" % (reply["id"], seconds))
         else:
             reply["s"] = round(seconds, 6)
-            self._write((encode_reply(reply) + "\n").encode())
+            self._write((report.encode_reply(reply) + "\n").encode())
 
     def _write(self, data: bytes) -> None:
         with self._lock:
