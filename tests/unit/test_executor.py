@@ -121,6 +121,8 @@ class Jobs:
             return 10**5000
         if kind == "str_raises":
             return [Unprintable()]
+        if kind == "nan":
+            return {"ratio": float("nan")}
         if kind == "circular":
             loop = []
             loop.append(loop)
@@ -471,6 +473,7 @@ def error_log(directory: Path) -> str:
         ("huge_int", "int: ValueError: Exceeds the limit (4300 digits) for integer string conversion"),
         ("str_raises", "list: RuntimeError: no str for you"),
         ("circular", "list: ValueError: Circular reference detected"),
+        ("nan", "dict: ValueError: Out of range float values are not JSON compliant"),  # `--json` stays JSON
         ("deep", "list: RecursionError: maximum recursion depth exceeded"),
         ("deepish", "list: nested deeper than 200 levels"),  # encodes, but too deep for every reader
     ],

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from errands.jobs import ErrorInfo, dumps
+from errands.jobs import ErrorInfo
 from errands.retry import exception_names
 
 # Deeper results are stored as a stand-in: every reader (the parent, the store, `jobs show`) decodes a stored
@@ -27,6 +27,8 @@ MAX_DEPTH = 200
 REASON_CHARS = 200  # a stand-in's or a refusal's reason is cut to this
 # error_type is VARCHAR(255) and error_message TEXT (MariaDB: 64 KB of UTF-8) on every backend
 TYPE_CHARS, MESSAGE_CHARS, TRACEBACK_CHARS = 200, 8_000, 100_000
+# jobs.dumps, but strict: NaN and infinities aren't JSON, and `--json` must print what any parser reads
+_REPLY_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False)
 
 
 def _text(exc: BaseException) -> str:
@@ -119,14 +121,16 @@ def _follow_up_args(args: Any) -> list[Any]:
 
 
 def encode_reply(reply: dict[str, Any]) -> str:
-    """A job's reply as one JSON line the parent can read back. A result JSON can't hold travels as its str()
-    (dumps); one that can't be encoded at all, or nests deeper than MAX_DEPTH, as a stand-in."""
+    """A job's reply as one JSON line the parent can read back. A value JSON can't hold travels as its str()
+    (as jobs.dumps does); a result that can't be encoded at all (or holds NaN), or nests deeper than MAX_DEPTH,
+    as a stand-in."""
+    encode = _REPLY_ENCODER.encode
     try:
-        line = dumps(reply)
+        line = encode(reply)
     except BaseException as exc:
-        return dumps({**reply, "result": unencodable(reply.get("result"), reason(exc))})
+        return encode({**reply, "result": unencodable(reply.get("result"), reason(exc))})
     if line.count("[") + line.count("{") > MAX_DEPTH and _deeper_than(reply.get("result"), MAX_DEPTH):
-        return dumps({**reply, "result": unencodable(reply.get("result"), f"nested deeper than {MAX_DEPTH} levels")})
+        return encode({**reply, "result": unencodable(reply.get("result"), f"nested deeper than {MAX_DEPTH} levels")})
     return line
 
 
