@@ -6,7 +6,8 @@ one running). It enforces timeouts and cancellation by killing the child (its wh
 then SIGKILL after a grace; Windows: TerminateProcess), takes back jobs a child hasn't started when the one
 before them runs long (revoke), and replaces any child that died or served max_jobs_per_child jobs. Jobs a
 child never started come back through `take_returned()`. The pool never touches the database: its callers
-record what it reports.
+record what it reports. A line a child shouldn't have sent (not JSON, a reply for a job it doesn't run) and a
+follow-up the child refused go to the error log (`Pool.log`) and change nothing else.
 """
 
 from __future__ import annotations
