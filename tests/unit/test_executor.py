@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,8 +21,11 @@ import pytest
 
 import factories
 from errands.jobs import FollowUp, Job
+from errands.logs import JobLog
 from errands.spawn import CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS, spawn_kwargs
 from errands.worker.executor import AttemptResult, Ending, Pool, child_popen_kwargs
+from errands.worker.mux import Event, Mux, SelectorMux, ThreadMux
+from errands.worker.oscalls import stop_child
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals and process groups: POSIX")
 
@@ -108,6 +112,79 @@ class Jobs:
     def odd_result(self):
         return {"when": datetime(2026, 1, 2, 3, 4, 5), "items": {1}}
 
+    def unencodable(self, path, kind):
+        with open(path, "a") as f:  # one line per run of the body
+            f.write(kind + "\\n")
+        if kind == "tuple_keys":
+            return {(1, 2): "x"}
+        if kind == "huge_int":
+            return 10**5000
+        if kind == "str_raises":
+            return [Unprintable()]
+        if kind == "nan":
+            return {"ratio": float("nan")}
+        if kind == "circular":
+            loop = []
+            loop.append(loop)
+            return loop
+        deep = []
+        for _ in range(100_000 if kind == "deep" else 250):
+            deep = [deep]
+        return deep
+
+    def unprintable_error(self, path):
+        with open(path, "a") as f:
+            f.write("ran\\n")
+        raise UnprintableError("never shown")
+
+    def unstorable_error(self, size):
+        raise AppError("a NUL \\x00, a lone surrogate \\udcff, then " + "x" * size)
+
+    def leak(self, card, pin="0000", note=None):
+        raise AppError(f"card {card} with pin {pin} declined ({note!r})")
+
+    def forge(self):
+        # a job that writes to the protocol's pipe (it found the child's writer): lines the parent must drop
+        import gc
+        [replies] = [o for o in gc.get_objects() if type(o).__name__ == "Replies"]
+        replies.send({"id": 999999, "ok": True, "result": "forged"})
+        replies._write(b"not json at all {\\n")
+        replies._write(b"[1, 2]\\n")
+        replies.send({"id": 999998, "ok": False})
+        return "real"
+
+
+class Unprintable:
+    def __str__(self):
+        raise RuntimeError("no str for you")
+
+
+class UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("no str for you")
+
+
+class Following:
+    # next_job() answers by what the job returned: a str as args, args JSON cannot hold, or an exception
+
+    def go(self, path, kind):
+        with open(path, "a") as f:
+            f.write(kind + "\\n")
+        return kind
+
+    def next_job(self, kind):
+        if kind == "str_args":
+            return ("go", "abc")
+        if kind == "set_args":
+            return ("go", [{1, 2}])
+        if kind == "nan_args":
+            return ("go", [float("nan")])
+        if kind == "raises":
+            raise RuntimeError("no follow-up today")
+        if kind == "int_method":
+            return (7, [1])
+        return ("go", ("tuple", "ok"))
+
 
 class Chain:
     def first(self, x):
@@ -143,7 +220,13 @@ ALLOWED: dict[str, list[str]] = {
         "rendezvous",
         "odd_result",
         "_touch_private",
+        "unencodable",
+        "unprintable_error",
+        "leak",
+        "forge",
+        "unstorable_error",
     ],
+    "unit_jobs.Following": ["go"],
     "unit_jobs.Chain": ["first", "second"],
     "unit_jobs:add_fn": [],
     "unit_jobs_missing:add_fn": [],
@@ -163,14 +246,30 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+# Every pool test runs with each way of reading the children: the selector (POSIX) and the reader threads
+# (what Windows uses, plain threads that run anywhere).
+MUXES: dict[str, Callable[[], Mux]] = {"selector": SelectorMux, "thread": ThreadMux}
+
+
+@pytest.fixture(params=sorted(MUXES))
+def mux(request: pytest.FixtureRequest) -> Callable[[], Mux]:
+    return MUXES[request.param]
+
+
+def job_log(directory: Path) -> JobLog:
+    """The log a pool writes what a child got wrong to: errors.log in `directory`."""
+    return JobLog(directory / "jobs.log", directory / "errors.log")
+
+
 @pytest.fixture
-def make_pool(workdir: Path) -> Iterator[Callable[..., Pool]]:
+def make_pool(workdir: Path, mux: Callable[[], Mux]) -> Iterator[Callable[..., Pool]]:
     """Fresh pools for the tests that kill, crash or replace children; each stopped at the end."""
     pools: list[Pool] = []
+    log = job_log(workdir)
 
     def make(size: int = 1, allowed: dict[str, list[str]] = ALLOWED, **options: Any) -> Pool:
         options.setdefault("kill_grace_s", 0.3)
-        pool = Pool(size, allowed, **options)
+        pool = Pool(size, allowed, log=log, _mux=mux(), **options)
         pool.start()
         pools.append(pool)
         return pool
@@ -179,19 +278,23 @@ def make_pool(workdir: Path) -> Iterator[Callable[..., Pool]]:
     for pool in pools:
         pool.stop()
         pool.close()
+    log.close()
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pool, Path]]:
+@pytest.fixture(scope="module", params=sorted(MUXES))
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pool, Path]]:
     """One pool for the tests whose jobs leave their child alive and well (children are slow to start)."""
     directory = tmp_path_factory.mktemp("shared")
     (directory / "unit_jobs.py").write_text(JOBS_MODULE)
+    log = job_log(directory)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(directory)  # the children resolve targets from the directory they start in
-        pool = Pool(1, ALLOWED, kill_grace_s=0.3)
+        pool = Pool(1, ALLOWED, kill_grace_s=0.3, log=log, _mux=MUXES[request.param]())
         pool.start()
     yield pool, directory
     pool.stop()
+    pool.close()
+    log.close()
 
 
 def warm(pool: Pool) -> None:
@@ -355,6 +458,129 @@ def test_next_job_becomes_the_follow_up(shared: tuple[Pool, Path]) -> None:
     assert run(pool, make_job("unit_jobs.Chain", "first", 5)).follow_up is None
 
 
+# what a child reports after the body ran: never a reason to run it again ---------------------------------
+
+
+def error_log(directory: Path) -> str:
+    path = directory / "errors.log"
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.parametrize(
+    ("kind", "stand_in"),
+    [
+        ("tuple_keys", "dict: TypeError: keys must be str, int, float, bool or None, not tuple"),
+        ("huge_int", "int: ValueError: Exceeds the limit (4300 digits) for integer string conversion"),
+        ("str_raises", "list: RuntimeError: no str for you"),
+        ("circular", "list: ValueError: Circular reference detected"),
+        ("nan", "dict: ValueError: Out of range float values are not JSON compliant"),  # `--json` stays JSON
+        ("deep", "list: RecursionError: maximum recursion depth exceeded"),
+        ("deepish", "list: nested deeper than 200 levels"),  # encodes, but too deep for every reader
+    ],
+)
+def test_a_result_that_cannot_be_encoded_completes_with_a_stand_in(
+    shared: tuple[Pool, Path], kind: str, stand_in: str
+) -> None:
+    pool, directory = shared
+    ran = directory / f"ran-{kind}-{next(_ids)}"
+    result = run(pool, make_job("unit_jobs.Jobs", "unencodable", str(ran), kind))
+    assert result.ending is Ending.COMPLETED, result.error
+    assert list(result.result) == ["unencodable"]
+    assert result.result["unencodable"].startswith(stand_in)
+    assert json.loads(json.dumps(result.result)) == result.result  # valid JSON, stored as is
+    assert ran.read_text() == f"{kind}\n"  # the body ran once
+    assert run(pool, make_job("unit_jobs.Jobs", "add", 1, 1)).result == 2  # and the child lives on
+
+
+def test_an_exception_whose_str_raises_is_reported_as_a_failure(shared: tuple[Pool, Path]) -> None:
+    pool, directory = shared
+    ran = directory / f"ran-unprintable-{next(_ids)}"
+    result = run(pool, make_job("unit_jobs.Jobs", "unprintable_error", str(ran)))
+    assert result.ending is Ending.FAILED
+    assert result.error is not None and result.error.type == "unit_jobs.UnprintableError"
+    assert result.error.message == "<UnprintableError: str() failed>"
+    assert result.error.traceback is not None and "raise UnprintableError" in result.error.traceback
+    assert ran.read_text() == "ran\n"
+
+
+def test_an_error_is_reported_as_every_backend_can_store_it(shared: tuple[Pool, Path]) -> None:
+    """No NUL (PostgreSQL's TEXT refuses it), no lone surrogate (not UTF-8), a message that fits MariaDB's
+    TEXT: an error the store refused would leave the attempt unrecorded, and the job would run again."""
+    result = run(shared[0], make_job("unit_jobs.Jobs", "unstorable_error", 100_000))
+    assert result.ending is Ending.FAILED and result.error is not None
+    message, traceback = result.error.message, result.error.traceback
+    assert message.startswith("a NUL \\x00, a lone surrogate \\udcff, then xxx")
+    stored_len = len("a NUL \\x00, a lone surrogate \\udcff, then ") + 100_000
+    assert message.endswith(f"... [{stored_len - 8_000} more characters]") and len(message) < 8_100
+    assert traceback is not None and traceback.startswith("[") and len(traceback) < 100_100
+    assert traceback.rstrip().endswith("x" * 100)  # the end is kept: the exception's own line
+    for text in (message, traceback):
+        assert "\x00" not in text
+        text.encode("utf-8")  # no lone surrogate left
+
+
+def sensitive_job(target: str, method: str, *args: Any, **kwargs: Any) -> Job:
+    return factories.make_job(id=next(_ids), target=target, method=method, args=args, kwargs=kwargs, sensitive=True)
+
+
+def test_a_sensitive_jobs_arguments_are_cut_out_of_its_error(shared: tuple[Pool, Path]) -> None:
+    pool = shared[0]
+    card, pin, note = "4242-4242-4242-4242", "9731", 'it\'s a "secret" \u00e9t\u00e9'
+    result = run(pool, sensitive_job("unit_jobs.Jobs", "leak", card, pin=pin, note=[{"deep": note}]))
+    assert result.ending is Ending.FAILED and result.error is not None
+    assert result.error.message == "card *** with pin *** declined ([{'deep': '***'}])"
+    assert result.error.traceback is not None
+    for secret in (card, pin, "secret", "\u00e9t\u00e9"):
+        assert secret not in result.error.message + result.error.traceback
+    assert "raise AppError(" in result.error.traceback  # the rest of the story is still told
+    # the same job, not sensitive: its error is left as it was
+    plain = run(pool, make_job("unit_jobs.Jobs", "leak", card, pin=pin))
+    assert plain.error is not None and plain.error.message == f"card {card} with pin {pin} declined (None)"
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("str_args", "TypeError: next_job() args must be a list of JSON values, got str"),
+        ("set_args", "TypeError: next_job() args must be JSON values (no pickle): TypeError: Object of type set"),
+        ("nan_args", "TypeError: next_job() args must be JSON values (no pickle): ValueError: Out of range float"),
+        ("raises", "RuntimeError: no follow-up today"),
+        ("int_method", "TypeError: next_job() must name the method (and target) with a str"),
+    ],
+)
+def test_a_follow_up_enqueue_would_refuse_is_dropped_and_the_job_completes(
+    shared: tuple[Pool, Path], kind: str, why: str
+) -> None:
+    pool, directory = shared
+    ran = directory / f"ran-{kind}-{next(_ids)}"
+    job = make_job("unit_jobs.Following", "go", str(ran), kind)
+    result = run(pool, job)
+    assert (result.ending, result.result, result.follow_up) == (Ending.COMPLETED, kind, None)
+    assert ran.read_text() == f"{kind}\n"  # the body ran once, and only the follow-up was refused
+    [line] = [line for line in error_log(directory).splitlines() if f" job={job.id} " in line]
+    assert f"Refused job: follow-up of job {job.id}: {why}" in line
+
+
+def test_follow_up_args_come_back_as_json_gives_them(shared: tuple[Pool, Path], tmp_path: Path) -> None:
+    result = run(shared[0], make_job("unit_jobs.Following", "go", str(tmp_path / "ran"), "tuple"))
+    assert result.follow_up == FollowUp("unit_jobs.Following", "go", ("tuple", "ok"))
+
+
+def test_lines_a_child_should_not_send_are_logged_and_dropped(shared: tuple[Pool, Path]) -> None:
+    pool, directory = shared
+    job = make_job("unit_jobs.Jobs", "forge")
+    result = run(pool, job)
+    assert (result.ending, result.result) == (Ending.COMPLETED, "real")  # the job's own reply still counts
+    dropped = [line for line in error_log(directory).splitlines() if f" job={job.id} " in line]
+    assert len(dropped) == 4, dropped
+    assert "dropped a reply for job 999999 while it runs job" in dropped[0]
+    assert "dropped a reply it can't read (JSONDecodeError" in dropped[1]
+    assert "b'not json at all {'" in dropped[1]
+    assert "dropped a reply it can't read (ValueError: a JSON list, not an object)" in dropped[2]
+    assert "dropped a reply for job 999998 while it runs job" in dropped[3]
+    assert run(pool, make_job("unit_jobs.Jobs", "add", 2, 2)).result == 4
+
+
 # stopping jobs ------------------------------------------------------------------------------------------
 
 
@@ -447,8 +673,10 @@ def test_two_children_run_jobs_at_the_same_time(make_pool: Callable[..., Pool], 
 
 
 @pytest.mark.parametrize(("release", "ending", "size"), [(True, Ending.RELEASED, 2), (False, Ending.CANCELLED, 1)])
-def test_stop_ends_running_jobs_and_every_child(workdir: Path, release: bool, ending: Ending, size: int) -> None:
-    pool = Pool(size, ALLOWED, kill_grace_s=0.3)  # not make_pool: this test stops it itself
+def test_stop_ends_running_jobs_and_every_child(
+    workdir: Path, mux: Callable[[], Mux], release: bool, ending: Ending, size: int
+) -> None:
+    pool = Pool(size, ALLOWED, kill_grace_s=0.3, _mux=mux())  # not make_pool: this test stops it itself
     pool.start()
     until(lambda: pool.idle() == size, pool, "idle children")
     pid_file = workdir / "forever.pid"
@@ -492,6 +720,47 @@ def test_spawn_kwargs_for_windows_and_posix(tmp_path: Path) -> None:
         assert posix["stdin"] is subprocess.DEVNULL
     finally:
         posix["stdout"].close()
+
+
+def test_the_windows_branch_of_the_process_calls() -> None:
+    """The one seam with Windows-only calls (worker/oscalls.py), its Windows branch taken on POSIX."""
+    assert child_popen_kwargs("nt") == {"creationflags": CREATE_NEW_PROCESS_GROUP}
+    assert child_popen_kwargs("posix") == {"start_new_session": True}
+    # TerminateProcess is Popen.terminate(), which POSIX runs as a SIGTERM to the process: watchable here
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stop_child(proc, force=False, platform="nt")
+    assert proc.wait(timeout=DEADLINE_S) == -signal.SIGTERM
+    stop_child(proc, force=True, platform="nt")  # a child already gone is no error
+    stop_child(proc, force=True)
+
+
+def mux_events(mux: Mux, count: int) -> list[Event]:
+    """`count` events from the mux, each awaited under the deadline (a reader thread delivers them late)."""
+    events: list[Event] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(events) < count:
+        assert time.monotonic() < deadline, f"only {events} of {count} events"
+        events += mux.poll(0.1)
+    assert len(events) == count, events
+    return events
+
+
+@pytest.mark.parametrize("kind", sorted(MUXES))
+def test_a_mux_gives_whole_lines_wake_ups_and_the_end_of_a_stream(kind: str) -> None:
+    mux = MUXES[kind]()
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as stream:
+        mux.add("child", stream)
+        assert mux.poll(0.0) == []
+        os.write(write_fd, b"one\ntw")  # a line and a half
+        assert mux_events(mux, 1) == [("child", b"one")]
+        os.write(write_fd, b"o\nthree\n")
+        assert mux_events(mux, 2) == [("child", b"two"), ("child", b"three")]
+        mux.wake()
+        assert mux_events(mux, 1) == [(None, None)]
+        os.close(write_fd)
+        assert mux_events(mux, 1) == [("child", None)]
+        mux.close()
 
 
 def test_the_child_module_runs_jobs_over_its_protocol_directly(workdir: Path) -> None:

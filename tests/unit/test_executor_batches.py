@@ -86,8 +86,9 @@ def batch_job(method: str, *args: Any) -> Job:
     return make_job("batch_jobs.Batch", method, *args)
 
 
-# test_executor's fixtures, shared: the job module in a fresh working directory, and fresh pools
+# test_executor's fixtures, shared: the job module in a fresh working directory, and fresh pools (with each mux)
 workdir = test_executor.workdir
+mux = test_executor.mux
 make_pool = test_executor.make_pool
 
 

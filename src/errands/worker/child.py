@@ -3,7 +3,9 @@
 The protocol travels on the original stdin and stdout; the job's own prints go to stderr, so a job that prints
 can't corrupt a reply, and its stdin is /dev/null, so a job that reads input gets EOF instead of blocking on (or
 swallowing) the protocol. Jobs arrive in batches and run one after another; a reader thread keeps taking
-messages while a job runs, so the parent can take back jobs that haven't started (`revoke`).
+messages while a job runs, so the parent can take back jobs that haven't started (`revoke`). What it reports
+about a job is shaped by worker/report.py (nothing after the body may cost a rerun) and, for a sensitive job,
+redacted by worker/redact.py before it leaves.
 """
 
 from __future__ import annotations
@@ -14,37 +16,26 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
 from errands.errors import TargetNotAllowed
-from errands.jobs import ErrorInfo, dumps
-from errands.retry import exception_names
+from errands.jobs import dumps
 from errands.targets import AllowList, resolve
+from errands.worker import report
 from errands.worker.protocol import error_to_json
+from errands.worker.redact import Redactor
 
 PARENT_CHECK_S = 0.2
 _NEVER = float("inf")
-
-
-def _error(exc: BaseException) -> ErrorInfo:
-    names = exception_names(exc)
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return ErrorInfo(names[0], str(exc) or names[0], tb, names)
 
 
 def _next_job(instance: Any, result: Any) -> list[Any] | None:
     hook = getattr(instance, "next_job", None)
     if instance is None or not callable(hook):
         return None
-    nxt = hook(result)
-    if nxt is None:
-        return None
-    if not isinstance(nxt, tuple | list) or len(nxt) not in (2, 3):
-        raise TypeError("next_job() must return (method, args), (target, method, args) or None")
-    return [*nxt[:-1], list(nxt[-1])]
+    return report.follow_up(hook(result))
 
 
 class Targets:
@@ -73,19 +64,34 @@ class Targets:
 
 
 def run_one(message: dict[str, Any], targets: Targets) -> dict[str, Any]:
-    job_id = message["id"]
     try:
         instance, func = targets.resolve(message["target"], message["method"])
     except TargetNotAllowed as exc:
-        return {"id": job_id, "ok": False, "refused": True, "error": error_to_json(_error(exc))}
+        return _failed(message, exc, refused=True)
     except BaseException as exc:  # the job's module failed to import: an attempt failure like any other
-        return {"id": job_id, "ok": False, "refused": False, "error": error_to_json(_error(exc))}
+        return _failed(message, exc)
     try:
         result = func(*message["args"], **message["kwargs"])
-        nxt = _next_job(instance, result)
     except BaseException as exc:
-        return {"id": job_id, "ok": False, "refused": False, "error": error_to_json(_error(exc))}
-    return {"id": job_id, "ok": True, "result": result, "next": nxt}
+        return _failed(message, exc)
+    reply = {"id": message["id"], "ok": True, "result": result, "next": None}
+    try:
+        reply["next"] = _next_job(instance, result)
+    except BaseException as exc:  # the body ran and its completion stands: only the follow-up is refused
+        why = _redacted(message, report.reason(exc))
+        reply["next_refused"] = report.head(report.storable(why), report.REASON_CHARS)
+    return reply
+
+
+def _failed(message: dict[str, Any], exc: BaseException, refused: bool = False) -> dict[str, Any]:
+    error = report.error_info(exc)
+    if message.get("sensitive"):  # before any cut: a secret cut in two would get past the redaction
+        error = Redactor(message["args"], message["kwargs"]).error(error)
+    return {"id": message["id"], "ok": False, "refused": refused, "error": error_to_json(report.stored(error))}
+
+
+def _redacted(message: dict[str, Any], text: str) -> str:
+    return Redactor(message["args"], message["kwargs"]).text(text) if message.get("sensitive") else text
 
 
 class Inbox:
@@ -141,16 +147,15 @@ class Replies:
         self._lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
-        data = (dumps(message) + "\n").encode()  # a result JSON can't hold travels as its str()
-        self._write(data)
+        self._write((dumps(message) + "\n").encode())
 
     def send_ended(self, reply: dict[str, Any], seconds: float) -> None:
         """A job's reply; the common one (done, no result, no follow-up) as a short line: `ok ID SECONDS`."""
-        if reply["ok"] and reply["result"] is None and reply["next"] is None:
+        if reply["ok"] and reply["result"] is None and reply["next"] is None and "next_refused" not in reply:
             self._write(b"ok %d %.6f\n" % (reply["id"], seconds))
         else:
             reply["s"] = round(seconds, 6)
-            self.send(reply)
+            self._write((report.encode_reply(reply) + "\n").encode())
 
     def _write(self, data: bytes) -> None:
         with self._lock:

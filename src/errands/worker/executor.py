@@ -6,14 +6,13 @@ one running). It enforces timeouts and cancellation by killing the child (its wh
 then SIGKILL after a grace; Windows: TerminateProcess), takes back jobs a child hasn't started when the one
 before them runs long (revoke), and replaces any child that died or served max_jobs_per_child jobs. Jobs a
 child never started come back through `take_returned()`. The pool never touches the database: its callers
-record what it reports.
+record what it reports. A line a child shouldn't have sent (not JSON, a reply for a job it doesn't run) and a
+follow-up the child refused go to the error log (`Pool.log`) and change nothing else.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,10 +23,10 @@ from enum import StrEnum
 from typing import IO, Any
 
 from errands.jobs import ErrorInfo, FollowUp, Job, dumps
+from errands.logs import JobLog
 from errands.worker.mux import Mux, new_mux
+from errands.worker.oscalls import child_popen_kwargs, stop_child
 from errands.worker.protocol import error_from_json, follow_up_from_next
-
-POSIX = os.name == "posix"
 
 
 class Ending(StrEnum):
@@ -51,19 +50,25 @@ class AttemptResult:
 
 
 def _decode(line: bytes) -> dict[str, Any]:
-    """A child's reply: JSON, or the short line of a plain completion (`ok ID SECONDS`)."""
+    """A child's reply: JSON, or the short line of a plain completion (`ok ID SECONDS`); ValueError if neither."""
     if line.startswith(b"ok "):
         _, job_id, seconds = line.split()
         return {"id": int(job_id), "ok": True, "s": float(seconds)}
-    reply: dict[str, Any] = json.loads(line)
+    reply = json.loads(line)
+    if not isinstance(reply, dict):
+        raise ValueError(f"a JSON {type(reply).__name__}, not an object")
     return reply
 
 
-def child_popen_kwargs() -> dict[str, Any]:
-    """Spawn arguments: children get their own process group, so a kill reaches whatever the job started."""
-    if POSIX:
-        return {"start_new_session": True}
-    return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined,unused-ignore]
+def _shown(line: bytes, job: Job | None) -> str:
+    """A dropped line as the error log shows it: cut short, and not at all while a sensitive job runs."""
+    if job is not None and job.sensitive:
+        return f"({len(line)} bytes)"
+    return repr(line[:120]) + ("..." if len(line) > 120 else "")
+
+
+# what a malformed line or reply raises on its way to a result (before any state changes)
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
 
 
 STALL_S = 0.1  # a child's current job ran this long: the jobs queued behind it are taken back for others
@@ -152,6 +157,8 @@ class Child:
         for job, _ in batch:
             message = {"id": job.id, "target": job.target, "method": job.method, "args": list(job.args)}
             message["kwargs"] = job.kwargs
+            if job.sensitive:  # the child cuts its arguments out of an error before sending it
+                message["sensitive"] = True
             messages.append(message)
         if not self._send({"jobs": messages, "until": until}):
             return False
@@ -189,19 +196,10 @@ class Child:
         if self.kill_reason is None:
             self.kill_reason = reason
         self.kill_at = time.monotonic() + grace_s
-        self._signal(signal.SIGTERM if POSIX else None)
+        stop_child(self.proc, force=False)
 
     def force_kill(self) -> None:
-        self._signal(signal.SIGKILL if POSIX else None)
-
-    def _signal(self, signum: int | None) -> None:
-        try:
-            if POSIX and signum is not None:
-                os.killpg(self.proc.pid, signum)
-            else:
-                self.proc.terminate()  # Windows: TerminateProcess
-        except (ProcessLookupError, PermissionError):
-            pass
+        stop_child(self.proc, force=True)
 
     def close_pipes(self) -> None:
         for stream in (self.proc.stdin, self.proc.stdout):
@@ -228,6 +226,7 @@ class Pool:
     allowed: Mapping[str, Sequence[str]]
     max_jobs_per_child: int = 100_000
     kill_grace_s: float = 3.0
+    log: JobLog | None = None  # for what a child got wrong (a reply that makes no sense, a refused follow-up)
     _mux: Mux = field(default_factory=new_mux)
     _children: list[Child] = field(default_factory=list)
     _stopping: bool = False
@@ -332,7 +331,7 @@ class Pool:
                 woken = True
                 continue
             assert isinstance(key, Child)
-            result = self._on_reply(key, None if line is None else _decode(line))
+            result = self._on_exit(key) if line is None else self._on_line(key, line)
             if result is not None:
                 ended.append(result)
         ended.extend(self._results)  # ended without a reply of their own (a cancel answered by a revoke)
@@ -346,9 +345,18 @@ class Pool:
         moments += [at for c in self._children if (at := c.stall_at()) is not None]
         return min(moments, default=float("inf"))
 
-    def _on_reply(self, child: Child, reply: Any) -> AttemptResult | None:
-        if reply is None:
-            return self._on_exit(child)
+    def _on_line(self, child: Child, line: bytes) -> AttemptResult | None:
+        """A line from a child. One that makes no sense (a bug, or a job that wrote to the protocol's pipe) is
+        logged and dropped, and the pool goes on: the running job's own reply still ends it."""
+        try:
+            return self._on_reply(child, _decode(line))
+        except MALFORMED as exc:
+            self._problem(
+                child, f"dropped a reply it can't read ({type(exc).__name__}: {exc}): {_shown(line, child.job)}"
+            )
+            return None
+
+    def _on_reply(self, child: Child, reply: dict[str, Any]) -> AttemptResult | None:
         if "revoked" in reply:
             self._on_revoked(child, reply["revoked"])
             return None
@@ -357,20 +365,42 @@ class Pool:
             return None
         job = child.job
         if job is None or reply.get("id") != job.id:
+            running = "no job" if job is None else f"job {job.id}"
+            self._problem(child, f"dropped a reply for job {reply.get('id')!r} while it runs {running}")
             return None
+        result = self._result_of(job, reply, time.monotonic() - child.started_at)  # checked before any change
         if child.kill_reason is not None:
             # The job ended before the kill arrived: its own outcome stands, and the kill now hits whatever
             # runs next, which goes back to pending (released) as it may have started.
             child.kill_reason = Ending.RELEASED
-        duration = reply.get("s", time.monotonic() - child.started_at)
         child.ended()
         self._cancelling.discard(job.id)
         self._after_end(child)
+        if reply.get("next_refused"):
+            self._refused_follow_up(job, str(reply["next_refused"]))
+        return result
+
+    def _result_of(self, job: Job, reply: dict[str, Any], running_s: float) -> AttemptResult:
+        duration = float(reply.get("s", running_s))
         if reply["ok"]:
             follow_up = follow_up_from_next(reply.get("next"), job.target)
             return AttemptResult(job, Ending.COMPLETED, duration, reply.get("result"), follow_up=follow_up)
         ending = Ending.REFUSED if reply.get("refused") else Ending.FAILED
         return AttemptResult(job, ending, duration, error=error_from_json(reply["error"]))
+
+    def _refused_follow_up(self, job: Job, reason: str) -> None:
+        """next_job() raised or returned what enqueue refuses: the job completed (its body ran, once); only the
+        follow-up is dropped, as a refused follow-up target is."""
+        self._error(job, f"Refused job: follow-up of job {job.id}: {reason}")
+
+    def _problem(self, child: Child, message: str) -> None:
+        self._error(child.job, f"Child {child.pid}: {message}")
+
+    def _error(self, job: Job | None, message: str) -> None:
+        if self.log is None:  # a pool nobody gave a log: stderr, where a worker's own errors go
+            sys.stderr.write(message + "\n")
+        else:
+            self.log.error(job, message, job.attempts if job else None)
 
     def _after_end(self, child: Child) -> None:
         """The next job of the child's queue is running now: stop it if it was cancelled meanwhile; retire a
@@ -382,8 +412,8 @@ class Pool:
             child.retire()
 
     def _on_revoked(self, child: Child, job_ids: list[int]) -> None:
-        child.revoking = False
         taken = set(job_ids)
+        child.revoking = False
         back = [job for job, _ in child.queue if job.id in taken]
         child.queue = deque(item for item in child.queue if item[0].id not in taken)
         child.jobs_served -= len(back)

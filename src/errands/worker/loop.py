@@ -72,6 +72,7 @@ class Worker:
         self.pool = started_pool or Pool(
             self.options.concurrency, self.settings.allowed_jobs, self.settings.max_jobs_per_child
         )
+        self.pool.log = self.pool.log or self.log  # what a child gets wrong goes to the error log
         self.policy = self.settings.retry_policy()
         self._cancel_now = threading.Event()
         self._next_cancel_check = 0.0

@@ -34,7 +34,7 @@ class OneShot:
 
     def run(self, job_id: int) -> list[Job]:
         """Run the job and every follow-up it creates; return them as they ended, in order."""
-        pool = Pool(1, self.settings.allowed_jobs, kill_grace_s=3.0)
+        pool = Pool(1, self.settings.allowed_jobs, kill_grace_s=3.0, log=self.log)
         pool.start()
         beat = lease_renewer(self.store, self.claim.owner, self._held, self.claim.lease_s)
         heartbeat = Heartbeat(self.settings.heartbeat_s, beat, self._heartbeat_failed).start()

@@ -4,7 +4,9 @@ parent -> child   {"allowed_jobs": {...}}                                 once, 
 child  -> parent  {"ready": true}                                         once it can run jobs
 parent -> child   {"jobs": [{"id": 7, "target": "...", "method": "...", "args": [...], "kwargs": {...}}, ...],
                    "until": 81234.5 | null}               start none of them after this time.monotonic()
+                  a job of a sensitive=True job also has "sensitive": true
 child  -> parent  {"id": 7, "ok": true, "result": ..., "next": ["target", "method", [args]] | null, "s": 0.001}
+                  with "next_refused": "why" when next_job() raised or returned what enqueue would refuse
 child  -> parent  ok 7 0.000012                          the same when result and next are null (most jobs)
 child  -> parent  {"id": 7, "ok": false, "refused": bool, "error": {"type", "message", "traceback", "mro"}, "s": ...}
 parent -> child   {"revoke": [8, 9]}                      take back those not started yet
@@ -16,6 +18,11 @@ duration in seconds); a closed stdin ends it once its jobs are done. The child n
 it runs what it is sent and reports back. "until" is the moment the parent's leases on the batch may lapse
 (the monotonic clock is the machine's, shared by both processes): a child that gets to a job later gives it
 back unstarted, and the parent, with news of renewals meanwhile, sends it again or releases it.
+
+A job's body runs once, so whatever happens after it returns is reported, never a reason to run it again: a
+result the child can't encode travels as a stand-in ({"unencodable": "<type>: <reason>"}), a refused follow-up
+as "next_refused", an exception whose str() raises with a stand-in message. A sensitive job's arguments are cut
+out of its error's message and traceback in the child (worker/redact.py), before anything leaves it.
 """
 
 from __future__ import annotations
