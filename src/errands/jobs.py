@@ -218,6 +218,16 @@ class ErrorInfo:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
+def safe_text(text: str) -> str:
+    """`text` as every backend and log file takes it: NUL escaped as \\x00 (PostgreSQL's TEXT refuses NUL), lone
+    surrogates escaped (they are not UTF-8). What a job raised is hostile input."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def dumps(value: Any) -> str:
     """JSON for the database: compact, and anything the job returned that JSON can't hold becomes its str()."""
     return _ENCODER.encode(value)

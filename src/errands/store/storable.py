@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from errands.jobs import AttemptOutcome, ErrorInfo, JobState, dumps
+from errands.jobs import AttemptOutcome, ErrorInfo, JobState, dumps, safe_text
 from errands.store.base import Outcome
 from errands.store.schema import jobs
 
@@ -29,10 +29,7 @@ _CUT = "... [cut: {} characters in all]"
 def storable_text(text: str, limit: int, *, keep_end: bool = False) -> str:
     """`text` without NUL (escaped as \\x00) or unencodable characters, at most `limit` characters long: the
     start kept (a message, a type) or, with keep_end, the end (a traceback ends where it was raised)."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\\x00")
-    if not text.isascii():
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = safe_text(text)
     if len(text) <= limit:
         return text
     marker = _CUT.format(len(text))

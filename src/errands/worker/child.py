@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from errands.errors import TargetNotAllowed
-from errands.jobs import dumps
+from errands.jobs import dumps, safe_text
 from errands.targets import AllowList, resolve
 from errands.worker import report
 from errands.worker.protocol import error_to_json
@@ -79,7 +79,7 @@ def run_one(message: dict[str, Any], targets: Targets) -> dict[str, Any]:
         reply["next"] = _next_job(instance, result)
     except BaseException as exc:  # the body ran and its completion stands: only the follow-up is refused
         why = _redacted(message, report.reason(exc))
-        reply["next_refused"] = report.head(report.storable(why), report.REASON_CHARS)
+        reply["next_refused"] = report.head(safe_text(why), report.REASON_CHARS)
     return reply
 
 

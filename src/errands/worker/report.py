@@ -5,8 +5,7 @@ died writing its reply, an error the database refused to store), which would run
 - a result that JSON can't encode (a dict with tuple keys, an int too long to print, a __str__ that raises, a
   cycle) or that nests deeper than MAX_DEPTH travels as a stand-in, {"unencodable": "<type>: <reason>"};
 - an exception whose str() raises is reported with a stand-in message;
-- an error's text is made storable: no NUL (PostgreSQL's TEXT refuses it), no lone surrogate (not UTF-8), its
-  type and message cut to fit the columns, its traceback cut to its end;
+- an error's text is made safe (jobs.safe_text: no NUL, no lone surrogate); the store cuts it to its columns;
 - next_job()'s answer is checked as enqueue checks a job (a str is not a list of args): a bad one is refused,
   and the job still completes.
 """
@@ -18,15 +17,13 @@ import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from errands.jobs import ErrorInfo
+from errands.jobs import ErrorInfo, safe_text
 from errands.retry import exception_names
 
 # Deeper results are stored as a stand-in: every reader (the parent, the store, `jobs show`) decodes a stored
 # value within Python's recursion limit, from wherever its own stack is.
 MAX_DEPTH = 200
 REASON_CHARS = 200  # a stand-in's or a refusal's reason is cut to this
-# error_type is VARCHAR(255) and error_message TEXT (MariaDB: 64 KB of UTF-8) on every backend
-TYPE_CHARS, MESSAGE_CHARS, TRACEBACK_CHARS = 200, 8_000, 100_000
 # jobs.dumps, but strict: NaN and infinities aren't JSON, and `--json` must print what any parser reads
 _REPLY_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False)
 
@@ -56,26 +53,14 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_text(exc)}"
 
 
-def storable(text: str) -> str:
-    """Text every backend and log file takes: no NUL (PostgreSQL refuses it), no lone surrogate (not UTF-8)."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def head(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
-def _tail(text: str, limit: int) -> str:
-    """A traceback's end: the innermost frame and the exception."""
-    return text if len(text) <= limit else f"[{len(text) - limit} characters before]...{text[-limit:]}"
-
-
 def stored(error: ErrorInfo) -> ErrorInfo:
-    """The error as the store can record it (and the logs write it): one the database refused would leave the
-    attempt unrecorded, and the job would run again. Redact before this: a secret cut in two gets past it."""
-    traceback = None if error.traceback is None else _tail(storable(error.traceback), TRACEBACK_CHARS)
-    message = head(storable(error.message), MESSAGE_CHARS)
-    return ErrorInfo(head(storable(error.type), TYPE_CHARS), message, traceback, error.mro)
+    """The error with safe text (the store bounds its lengths to its columns). Redact before this."""
+    traceback = None if error.traceback is None else safe_text(error.traceback)
+    return ErrorInfo(safe_text(error.type), safe_text(error.message), traceback, error.mro)
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -136,4 +121,4 @@ def encode_reply(reply: dict[str, Any]) -> str:
 
 def unencodable(result: Any, why: str) -> dict[str, str]:
     """The stand-in stored for a result that can't be: valid JSON, the same for the same failure."""
-    return {"unencodable": head(storable(f"{type(result).__name__}: {why}"), REASON_CHARS)}
+    return {"unencodable": head(safe_text(f"{type(result).__name__}: {why}"), REASON_CHARS)}
