@@ -10,7 +10,6 @@ run or wait.
 
 from __future__ import annotations
 
-import functools
 import signal
 
 from errands.jobs import Job, Lease
@@ -42,7 +41,10 @@ def run_claimed(store: Store, settings: Settings, log: JobLog, claim: Claim, job
     """Run a job reserved to `claim` in this process, with its retries and follow-ups (run-job, the detached
     process); the jobs as they ended, in order. A rescue pass runs first and every rescue_interval after, as
     in a worker: where no worker runs, these passes are the only ones."""
-    rescue_pass = functools.partial(rescue, store, settings, log, claim.owner)
+
+    def rescue_pass() -> None:
+        rescue(store, settings, log, claim.owner)
+
     rescue_pass()
     return OneShot(store, settings, log, claim, maintenance=rescue_pass).run(job_id)
 

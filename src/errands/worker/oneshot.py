@@ -32,7 +32,7 @@ class OneShot:
     log: JobLog
     claim: Claim
     # run every rescue_interval while this runs (the rescuer pass): a lost job elsewhere is found while it lives
-    maintenance: Callable[[], object] | None = None
+    maintenance: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.policy = self.settings.retry_policy()
@@ -46,7 +46,9 @@ class OneShot:
         self._todo = [job_id]
         beat = lease_renewer(self.store, self.claim.owner, self._held, self.claim.lease_s)
         heartbeat = Heartbeat(self.settings.heartbeat_s, beat, self._heartbeat_failed).start()
-        duties = Heartbeat(self.settings.rescue_interval, self._maintain, self._maintenance_failed).start()
+        duties = None
+        if self.maintenance is not None:
+            duties = Heartbeat(self.settings.rescue_interval, self.maintenance, self._maintenance_failed).start()
         finished: list[Job] = []
         try:
             while self._todo:
@@ -54,7 +56,8 @@ class OneShot:
                 finished.append(final)
                 self._todo = self._todo[1:] + follow_ups  # a new list: the heartbeat thread reads it
         finally:
-            duties.stop()
+            if duties is not None:
+                duties.stop()
             heartbeat.stop()
             pool.stop(release_running=False)
             pool.close()
@@ -72,10 +75,6 @@ class OneShot:
 
     def _heartbeat_failed(self, exc: Exception) -> None:
         self.log.error(None, f"lease renewal failed: {exc}")
-
-    def _maintain(self) -> None:
-        if self.maintenance is not None:
-            self.maintenance()
 
     def _maintenance_failed(self, exc: Exception) -> None:
         self.log.error(None, f"rescue pass failed: {exc}")
