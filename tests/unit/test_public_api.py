@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,18 @@ def test_enqueue_passes_each_option_to_its_own_field(monkeypatch: pytest.MonkeyP
     [request] = captured
     given = {"target": "m:t", "method": "run", "args": [1], "kwargs": {"k": 2}, **values}
     assert {name: getattr(request, name) for name in given} == given
+
+
+def test_the_client_keeps_its_store_to_itself(tmp_path: Path) -> None:
+    """The faces go through the Client's operations (prune, workers, run_now, ...), never its store."""
+    settings = errands.Settings(
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        log_file=tmp_path / "jobs.log",
+        error_log_file=tmp_path / "errors.log",
+    )
+    client = errands.connect(settings)
+    try:
+        assert not hasattr(client, "store")
+        assert client.workers() == [] and client.prune(0) == 0
+    finally:
+        client.close()
