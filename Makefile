@@ -19,6 +19,7 @@ lint: venv
 	$(VENV)/bin/ruff check src tests examples
 	$(VENV)/bin/ruff format --check src tests examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # the whole suite on SQLite, PostgreSQL and MariaDB (servers that don't answer skip, except under CI)
 test: lint

@@ -417,7 +417,7 @@ def preload_backlog(run: Run, n: int) -> None:
     client = run.client()
     try:
         seed = client.enqueue_many([request(time.time()) for _ in range(min(BATCH, n))])
-        engine = client.store.engine
+        engine = client._store.engine  # beneath the API: a benchmark set-up
         if n > len(seed):
             cols = [c["name"] for c in sa.inspect(engine).get_columns("errands_jobs") if c["name"] != "id"]
             col_list = ", ".join(f'"{c}"' for c in cols)

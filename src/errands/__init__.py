@@ -76,13 +76,11 @@ __all__ = [
 
 
 def connect(settings: Settings | None = None) -> Client:
-    """A Client on the configured database (the SQLite default is migrated on first use)."""
-    from errands.client import Client
-    from errands.settings import load_settings
-    from errands.store import open_store
+    """A Client on the database of `settings` (default: the configured one; the SQLite default is migrated on
+    first use). What it starts (a detached process, a job run now) runs with these settings."""
+    from errands.client import connect
 
-    settings = settings or load_settings()
-    return Client(settings, open_store(settings.database_url))
+    return connect(settings)
 
 
 @cache
@@ -109,7 +107,18 @@ def enqueue(
     from errands.client import JobRequest
 
     request = JobRequest(
-        target, method, args, kwargs, priority, queue, delay, at, timeout, max_attempts, tuple(then), sensitive
+        target,
+        method,
+        args=args,
+        kwargs=kwargs,
+        priority=priority,
+        queue=queue,
+        delay=delay,
+        at=at,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        then=tuple(then),
+        sensitive=sensitive,
     )
     return _default().enqueue(request)
 
@@ -129,9 +138,7 @@ def run_background_job(
     queue: str = "default",
 ) -> int:
     """Record a job and run it in a detached OS process (or only enqueue it, with dispatch = "queue")."""
-    from errands.spawn import run_background_job as spawn
-
-    return spawn(_default(), target, method, params, priority, delay=delay, queue=queue)
+    return _default().run_background_job(target, method, params, priority, delay=delay, queue=queue)
 
 
 def get_job(job_id: int) -> Job:

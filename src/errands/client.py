@@ -1,7 +1,12 @@
-"""What user code, the CLI and the web use: enqueue, enqueue_many, get, list, cancel, retry.
+"""The application's one door: what user code, the CLI and the web use. `connect()` gives a Client: enqueue,
+enqueue_many, get, list, cancel, retry, prune, workers, run a job now or in the background; `migrate_database()`
+and `run_worker()` need no Client. The faces import this module, errands.jobs, errands.errors and
+errands.settings, never the store or the worker (`make lint` checks it).
 
 Every input is checked here, before anything is stored: the allow-list (without importing the target), JSON
 arguments, and the numbers' ranges. A bad input raises InvalidInput (or TargetNotAllowed) with one clear line.
+The machinery that runs jobs (errands.runtime, the worker) is imported by the methods that need it: a process
+that only enqueues never loads it.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from typing import Any
 
 from errands.clock import utc_now
 from errands.errors import InvalidInput, TargetNotAllowed
-from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob
+from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob, WorkerInfo
 from errands.logs import JobLog
-from errands.settings import Settings
+from errands.settings import Settings, load_settings
+from errands.store import open_store
 from errands.store.base import JobFilter, RetryBudget, Store
 from errands.targets import check_allowed, normalize_method
 
@@ -42,16 +48,53 @@ class JobRequest:
     sensitive: bool = False
 
 
+def connect(settings: Settings | None = None) -> Client:
+    """A Client on the database of `settings` (default: load_settings()); the SQLite default is migrated on
+    first use. Everything it starts (a detached process, a run now) uses these settings."""
+    settings = settings or load_settings()
+    return Client(settings, open_store(settings.database_url))
+
+
+def migrate_database(settings: Settings) -> str:
+    """Create or upgrade the schema (`errands migrate`); returns the database's URL, its password hidden."""
+    from errands.store.migrate import upgrade  # Alembic only for this
+    from errands.store.sql import SqlStore
+
+    store = SqlStore(settings.database_url)  # not open_store: that refuses a database not migrated yet
+    try:
+        upgrade(store)
+    finally:
+        store.close()
+    return store.engine.url.render_as_string(hide_password=True)
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    queues: Sequence[str] = (),
+    concurrency: int = 2,
+    burst: bool = False,
+    prefetch: int | None = None,
+    grace: float | None = None,
+) -> int:
+    """Run a worker in this process until SIGTERM or SIGINT (or, with `burst`, until nothing is due); returns
+    its exit code. `queues` empty: every queue."""
+    from errands.runtime import run_worker as run
+    from errands.worker.loop import WorkerOptions
+
+    return run(settings, WorkerOptions(tuple(queues), concurrency, burst, prefetch, grace))
+
+
 class Client:
     def __init__(self, settings: Settings, store: Store, log: JobLog | None = None) -> None:
         self.settings = settings
-        self.store = store
+        self._store = store
         self.log = log or JobLog(settings.log_file, settings.error_log_file)
         self._allowed: set[tuple[str, str]] = set()  # (target, method) pairs checked and allowed already
 
     def close(self) -> None:
         self.log.close()
-        self.store.close()
+        self._store.close()
 
     # create ---------------------------------------------------------------------------------------------
 
@@ -102,33 +145,70 @@ class Client:
 
     def enqueue(self, request: JobRequest, *, reserve: Lease | None = None) -> int:
         new = self.new_job(request)
-        job_id = self.store.job_insert(new, reserve=reserve)
+        job_id = self._store.job_insert(new, reserve=reserve)
         self.log.enqueued([job_id], [new])
         return job_id
 
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[int]:
         """All or nothing: every request is validated before the batch goes in, in one transaction."""
         news = [self.new_job(request) for request in requests]
-        ids = self.store.jobs_insert_many(news)
+        ids = self._store.jobs_insert_many(news)
         self.log.enqueued(ids, news)
         return ids
+
+    # run ------------------------------------------------------------------------------------------------
+
+    def run_now(self, request: JobRequest) -> list[Job]:
+        """Record the job and run it in this process (a child process per attempt), with its retries and
+        follow-ups; returns them as they ended, in order (`errands run-job`)."""
+        from errands import runtime
+
+        claim = runtime.new_claim(runtime.RUN_JOB, self.settings)
+        job_id = self.enqueue(request, reserve=runtime.reservation(self._store, claim))
+        return runtime.run_claimed(self._store, self.settings, self.log, claim, job_id)
+
+    def run_in_background(self, request: JobRequest) -> int:
+        """Record the job and start a detached OS process that runs it (with this Client's settings) and
+        outlives this one; returns its id at once. With dispatch = "queue", only enqueue it for the workers."""
+        if self.settings.dispatch == "queue":
+            return self.enqueue(request)
+        from errands import runtime
+
+        claim = runtime.new_claim(runtime.SPAWN, self.settings)
+        job_id = self.enqueue(request, reserve=runtime.reservation(self._store, claim))
+        runtime.start_in_background(self.settings, self.log, job_id, claim)
+        return job_id
+
+    def run_background_job(
+        self,
+        target: str,
+        method: str,
+        params: Sequence[Any] = (),
+        priority: int | None = None,
+        *,
+        delay: float = 0,
+        queue: str = "default",
+    ) -> int:
+        """The seed's call: run_in_background() with positional target, method, params and priority."""
+        request = JobRequest(target, method, args=params, priority=priority, delay=delay, queue=queue)
+        return self.run_in_background(request)
 
     # read and act ---------------------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
-        return self.store.job_get(job_id)
+        return self._store.job_get(job_id)
 
     def jobs(self, status: JobState | None = None, queue: str | None = None, limit: int = 100) -> list[Job]:
-        return self.store.jobs_list(JobFilter(status=status, queue=queue, limit=limit))
+        return self._store.jobs_list(JobFilter(status=status, queue=queue, limit=limit))
 
     def attempts(self, job_id: int) -> list[Attempt]:
-        return self.store.job_attempts(job_id)
+        return self._store.job_attempts(job_id)
 
     def follow_ups(self, job_id: int) -> list[int]:
-        return self.store.job_follow_ups(job_id)
+        return self._store.job_follow_ups(job_id)
 
     def cancel(self, job_id: int) -> Job:
-        job = self.store.job_cancel(job_id)
+        job = self._store.job_cancel(job_id)
         if job.status is JobState.CANCELLED:
             self.log.cancelled(job)
         else:
@@ -137,11 +217,19 @@ class Client:
 
     def retry(self, job_id: int) -> Job:
         """A fresh budget: the job's own max_attempts if it was given one, else max_retries."""
-        before = self.store.job_get(job_id)
+        before = self._store.job_get(job_id)
         budget = before.budget if before.attempts_pinned else self.settings.max_retries
-        job = self.store.job_retry(job_id, RetryBudget(budget))
+        job = self._store.job_retry(job_id, RetryBudget(budget))
         self.log.info(job, f"Job {job.id} retried by hand: pending, {job.budget} more attempts")
         return job
+
+    def prune(self, older_than_s: float) -> int:
+        """Delete finished jobs (and their attempts) that finished more than `older_than_s` seconds ago."""
+        return self._store.jobs_prune(older_than_s)
+
+    def workers(self) -> list[WorkerInfo]:
+        """The live workers: those whose heartbeat is within lease_timeout."""
+        return self._store.workers_list(alive_within_s=self.settings.lease_timeout)
 
 
 _PLAIN_TYPES = frozenset({str, int, bool, type(None)})

@@ -231,3 +231,19 @@ def safe_text(text: str) -> str:
 def dumps(value: Any) -> str:
     """JSON for the database: compact, and anything the job returned that JSON can't hold becomes its str()."""
     return _ENCODER.encode(value)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker as `errands workers` shows it: registered at start, its heartbeat renewed while it lives."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]  # empty: every queue
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+    def serves(self, queue: str) -> bool:
+        return not self.queues or queue in self.queues

@@ -1,8 +1,10 @@
-"""run_background_job(): record a job and run it in a detached OS process that outlives the caller.
+"""Start a detached OS process that runs one reserved job and outlives whoever started it.
 
-The job is inserted reserved to a fresh lease, so no worker takes it; the detached process claims it by that
-lease's token. If the process never starts or dies, the lease expires and a worker or the rescuer takes over.
-With dispatch = "queue" the job is only enqueued, for deployments that run workers.
+`python -m errands.worker.detached JOB_ID OWNER TOKEN`, with the starter's Settings as JSON on its stdin: the
+process runs against the starter's database and allow-list, not whatever its environment would load, and the
+database URL (which may hold a password) is never on a command line, where every user of the machine sees it.
+The job is already reserved to OWNER/TOKEN (errands.runtime decides who and when); this module only starts
+the process.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from errands.client import Client, JobRequest
-from errands.jobs import Lease
-from errands.worker.identity import new_owner, new_token
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from errands.errors import ConfigError
+from errands.settings import Settings
 
 # The detached processes this process started and hasn't reaped: a Popen dropped while its process runs warns
 # (ResourceWarning, an error under -W error) and leaves a zombie; each call reaps those that have ended.
@@ -29,8 +30,8 @@ DETACHED_PROCESS = 0x00000008  # Windows creation flags, spelled out so POSIX ca
 CREATE_NEW_PROCESS_GROUP = 0x00000200
 
 
-def spawn_command(job_id: int, lease: Lease) -> list[str]:
-    return [sys.executable, "-m", "errands.worker.detached", str(job_id), lease.owner, lease.token]
+def spawn_command(job_id: int, owner: str, token: str) -> list[str]:
+    return [sys.executable, "-m", "errands.worker.detached", str(job_id), owner, token]
 
 
 def spawn_kwargs(log_file: Path, platform: str = os.name) -> dict[str, Any]:
@@ -48,35 +49,48 @@ def spawn_kwargs(log_file: Path, platform: str = os.name) -> dict[str, Any]:
     return {**common, "start_new_session": True}
 
 
-def run_background_job(
-    client: Client,
-    target: str,
-    method: str,
-    params: Sequence[Any] = (),
-    priority: int | None = None,
-    *,
-    delay: float = 0,
-    queue: str = "default",
-    **options: Any,
-) -> int:
-    """Record the job and start a detached process that runs it; return its id at once."""
-    request = JobRequest(target, method, args=params, priority=priority, delay=delay, queue=queue, **options)
-    return dispatch(client, request)
+def settings_payload(settings: Settings) -> bytes:
+    return settings.model_dump_json().encode()
 
 
-def dispatch(client: Client, request: JobRequest) -> int:
-    """run_background_job() for a request already built (`errands run-job --background`)."""
-    if client.settings.dispatch == "queue":
-        return client.enqueue(request)
-    owner = new_owner("spawn")
-    lease = Lease(owner, new_token(), client.store.now() + timedelta(seconds=client.settings.lease_timeout))
-    job_id = client.enqueue(request, reserve=lease)
-    kwargs = spawn_kwargs(client.settings.log_file)
+class _Given(Settings):
+    """Settings from the values given only: no environment variable, .env or errands.toml adds to them."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_from(payload: bytes) -> Settings:
+    """The starter's Settings, exactly."""
+    try:
+        return _Given.model_validate_json(payload)
+    except ValueError as exc:
+        raise ConfigError("settings", f"the detached process got no valid settings on stdin: {exc}") from None
+
+
+def start_detached(settings: Settings, job_id: int, owner: str, token: str) -> None:
+    """Start the process and hand it the settings. If it dies before reading them, its reservation expires
+    and the rescuer takes over, as for a process that dies later."""
+    kwargs = spawn_kwargs(settings.log_file)
+    kwargs["stdin"] = subprocess.PIPE  # the settings, not the caller's stdin
     try:
         with _started_lock:
             _started[:] = [proc for proc in _started if proc.poll() is None]
-            _started.append(subprocess.Popen(spawn_command(job_id, lease), **kwargs))
+            proc = subprocess.Popen(spawn_command(job_id, owner, token), **kwargs)
+            _started.append(proc)
     finally:
         kwargs["stdout"].close()
-    client.log.dispatched(job_id)
-    return job_id
+    assert proc.stdin is not None
+    try:
+        with proc.stdin:
+            proc.stdin.write(settings_payload(settings))
+    except BrokenPipeError:
+        pass

@@ -50,7 +50,7 @@ def client(store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def stored(client: Client) -> list[Any]:
-    return client.store.jobs_list(JobFilter(limit=1000))
+    return client._store.jobs_list(JobFilter(limit=1000))
 
 
 def read(path: Path) -> str:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 import errands
+from errands.client import JobRequest
 
 EXPECTED = {
     # enqueue and run
@@ -75,3 +82,50 @@ def test_the_functions_take_the_documented_arguments() -> None:
     ]
     for name in ("get_job", "cancel_job", "retry_job"):
         assert list(inspect.signature(getattr(errands, name)).parameters) == ["job_id"], name
+
+
+def test_enqueue_passes_each_option_to_its_own_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By keyword, not by position: with JobRequest's options in another order (and keyword-only, so a positional
+    call fails instead of swapping delay and at silently), each value lands in the field of its name."""
+    target, method, *options = dataclasses.fields(JobRequest)
+    fields: list[Any] = [(target.name, target.type), (method.name, method.type, method.default)]
+    fields += [("_", dataclasses.KW_ONLY)] + [(f.name, f.type, f.default) for f in reversed(options)]
+    reordered = dataclasses.make_dataclass("JobRequest", fields, frozen=True)
+    captured: list[Any] = []
+
+    class Capture:
+        def enqueue(self, request: Any) -> int:
+            captured.append(request)
+            return 1
+
+    monkeypatch.setattr("errands.client.JobRequest", reordered)
+    monkeypatch.setattr(errands, "_default", Capture)
+    values: dict[str, Any] = {
+        "priority": 7,
+        "queue": "q",
+        "delay": 5.0,
+        "at": datetime(2030, 1, 1),
+        "timeout": 9.0,
+        "max_attempts": 4,
+        "then": (("m:f", ""),),
+        "sensitive": True,
+    }
+    errands.enqueue("m:t", "run", [1], {"k": 2}, **values)
+    [request] = captured
+    given = {"target": "m:t", "method": "run", "args": [1], "kwargs": {"k": 2}, **values}
+    assert {name: getattr(request, name) for name in given} == given
+
+
+def test_the_client_keeps_its_store_to_itself(tmp_path: Path) -> None:
+    """The faces go through the Client's operations (prune, workers, run_now, ...), never its store."""
+    settings = errands.Settings(
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        log_file=tmp_path / "jobs.log",
+        error_log_file=tmp_path / "errors.log",
+    )
+    client = errands.connect(settings)
+    try:
+        assert not hasattr(client, "store")
+        assert client.workers() == [] and client.prune(0) == 0
+    finally:
+        client.close()

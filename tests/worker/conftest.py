@@ -326,7 +326,7 @@ class Project:
 
     @property
     def store(self) -> SqlStore:
-        store = self.main.store
+        store = self.main._store  # the tests look beneath the Client's API
         assert isinstance(store, SqlStore)
         return store
 

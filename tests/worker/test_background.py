@@ -6,33 +6,27 @@ import gc
 import json
 import os
 import re
+import signal
 import sys
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+import errands
 from errands.jobs import JobState
-from errands.spawn import run_background_job
+from errands.worker.oneshot import CHILD_BOOT_S
 
 if TYPE_CHECKING:
     from conftest import Proc, Project
 
-# A caller that dispatches one job, prints its id, then waits to be killed. With DETACHED_LEASE set, the
-# detached process (which inherits the caller's environment) runs under that lease_timeout instead.
+# A caller that dispatches one job, prints its id, then waits to be killed.
 CALLER = """
-import json, os, sys, time
-from errands.client import Client
-from errands.settings import load_settings
-from errands.spawn import run_background_job
-from errands.store import open_store
+import json, sys, time
+import errands
 
-settings = load_settings()
-if os.environ.get("DETACHED_LEASE"):
-    os.environ["ERRANDS_LEASE_TIMEOUT"] = os.environ["DETACHED_LEASE"]
-client = Client(settings, open_store(settings.database_url))
-job_id = run_background_job(client, "wjobs:" + sys.argv[1], "", json.loads(sys.argv[2]))
+job_id = errands.connect().run_background_job("wjobs:" + sys.argv[1], "", json.loads(sys.argv[2]))
 print(job_id, flush=True)
 time.sleep(600)
 """
@@ -93,17 +87,16 @@ def test_dispatch_queue_only_enqueues_and_a_worker_runs_it(project: Project) -> 
 
 
 def test_a_running_worker_never_takes_the_detached_process_job(project: Project) -> None:
-    # The reservation lasts the caller's lease_timeout (10 s here: a detached process may take seconds to
-    # start on a loaded machine); the detached process then holds the job under a 2 s lease, renewed by its
-    # heartbeat, for a job of 5 s, while a worker (lease 2 s) polls every 0.1 s and rescues every 0.5 s.
+    # The caller's lease is 10 s (a detached process may take seconds to start on a loaded machine): the job is
+    # reserved for that long, then held by the detached process under it, renewed every 0.5 s, while a worker
+    # (lease 2 s) polls every 0.1 s and rescues every 0.5 s.
     worker = project.start_worker("--concurrency", "2")
     project.wait_registered(worker)
 
-    caller, job_id = _caller(project, "record_and_sleep", [1, 5.0], ERRANDS_LEASE_TIMEOUT="10", DETACHED_LEASE="2")
-    running = project.wait_status(job_id, JobState.RUNNING, timeout=30)
-    assert running.lease is not None
-    # held under the detached process's 2 s lease (renewed to now + 2 s), not the 10 s reservation
-    assert running.lease.expires_at - project.store.now() <= timedelta(seconds=2.5)
+    caller, job_id = _caller(project, "record_and_sleep", [1, 3.0], ERRANDS_LEASE_TIMEOUT="10")
+    lease = project.wait_status(job_id, JobState.RUNNING, timeout=30).lease
+    assert lease is not None
+    project.wait_for(lambda: _lease_renewed(project, job_id, lease.expires_at), 30, what="a renewal")
 
     job = project.wait_status(job_id, JobState.COMPLETED, JobState.FAILED, timeout=60)
     assert job.status is JobState.COMPLETED
@@ -133,14 +126,129 @@ def test_run_background_job_in_process_neither_warns_nor_leaves_zombies(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(project.dir)
-    monkeypatch.setenv("ERRANDS_DATABASE_URL", project.db_url)  # the detached processes inherit it
-    first = run_background_job(project.main, "wjobs:sleep", "", [1.0])
+    first = project.main.run_background_job("wjobs:sleep", "", [1.0])
     [detached] = _detached_children()
     gc.collect()  # before the fix: "ResourceWarning: subprocess N is still running", an error in this suite
     project.wait_status(first, JobState.COMPLETED, timeout=60)
     project.wait_for(lambda: not project.pid_alive(detached), 30, what="the detached process to end")
 
-    second = run_background_job(project.main, "wjobs:record", "", [2])
+    second = project.main.run_background_job("wjobs:record", "", [2])
     assert detached not in _detached_children()  # reaped, not left a zombie
     project.wait_status(second, JobState.COMPLETED, timeout=60)
     assert project.record_counts() == {2: 1}
+
+
+def _cmdline(pid: int) -> bytes:
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+
+
+def _lease_renewed(project: Project, job_id: int, before: datetime) -> bool:
+    lease = project.job(job_id).lease
+    return lease is not None and lease.expires_at != before
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_the_detached_process_runs_with_the_settings_of_the_client_that_started_it(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No ERRANDS_DATABASE_URL anywhere: a detached process that loaded its own settings would look for the
+    # default database (errands.db in this directory) and never find the job.
+    monkeypatch.chdir(project.dir)
+    client = errands.connect(project.settings(max_retries=1))
+    try:
+        job_id = client.run_background_job("wjobs:record", "", [4])
+        [detached] = _detached_children()
+        assert project.db_url.encode() not in _cmdline(detached)  # the URL may hold a password: not in argv
+        job = project.wait_status(job_id, JobState.COMPLETED, timeout=60)
+    finally:
+        client.close()
+    assert (job.attempts, job.max_attempts) == (1, 1)  # max_retries=1 was the client's, not the file's
+    assert project.record_counts() == {4: 1}
+    assert not (project.dir / "errands.db").exists()
+
+
+@pytest.mark.backends("sqlite")
+def test_a_delayed_background_job_waits_without_a_child_process(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project.dir)
+    job_id = project.main.run_background_job("wjobs:record", "", [5], delay=15)
+    [detached] = _detached_children()
+    reserved = project.job(job_id).lease
+    assert reserved is not None
+    # the detached process is waiting once its heartbeat renewed the reservation (its pool, before the fix,
+    # started before the heartbeat)
+    project.wait_for(lambda: _lease_renewed(project, job_id, reserved.expires_at), 30, what="a renewal")
+    due_in = (project.job(job_id).scheduled_at - project.store.now()).total_seconds()
+    assert due_in > CHILD_BOOT_S, "the detached process started too late for this test to tell"
+    assert project.children_of(detached) == []
+
+    job = project.wait_status(job_id, JobState.COMPLETED, JobState.FAILED, timeout=60)
+    assert job.status is JobState.COMPLETED
+    assert project.record_counts() == {5: 1}
+
+
+def _detached_processes_of(project: Project, job_id: int) -> list[int]:
+    """Live detached processes running `job_id`, whoever started them."""
+    found = []
+    for pid in Path("/proc").iterdir():
+        try:
+            argv = _cmdline(int(pid.name)).split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"errands.worker.detached" in argv and str(job_id).encode() in argv and project.pid_alive(int(pid.name)):
+            found.append(int(pid.name))
+    return found
+
+
+def _kill_and_wait_for_expiry(project: Project, detached: int, job_id: int) -> None:
+    os.kill(detached, signal.SIGKILL)
+    project.wait_for(lambda: not project.pid_alive(detached), 30, what="the detached process to die")
+    lease = project.job(job_id).lease
+    assert lease is not None
+    project.wait_for(lambda: project.store.now() > lease.expires_at, 30, what="the lease to expire")
+
+
+def test_a_background_job_whose_process_died_gets_a_new_one(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No worker runs. The job's detached process is killed mid-job; a later rescue pass (here those of the
+    # next background job's detached process, which lives until the test lets it end) must give it a new
+    # process, not leave it pending for nobody.
+    monkeypatch.chdir(project.dir)
+    lost = project.main.run_background_job("wjobs:wait_for_file", "", ["go"])
+    [detached] = _detached_children()
+    project.wait_file("go.started", timeout=60)
+    _kill_and_wait_for_expiry(project, detached, lost)
+    project.touch("go")
+
+    other = project.main.run_background_job("wjobs:wait_for_file", "", ["other"])
+    job = project.wait_status(lost, JobState.COMPLETED, JobState.FAILED, timeout=60)
+    assert job.status is JobState.COMPLETED
+    project.touch("other")
+    project.wait_status(other, JobState.COMPLETED, timeout=60)
+    assert project.outcomes(lost) == ["lost", "completed"]
+    assert f"Job {lost}: its detached process was lost; starting a new one" in project.log_text()
+
+
+@pytest.mark.backends("sqlite", "mariadb")
+def test_a_delayed_background_job_whose_process_died_gets_a_new_one(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed while it waited for the job to be due: the job is pending under a lapsed reservation, which the
+    # new process takes over (reserved again, so no worker that starts meanwhile takes it either).
+    monkeypatch.chdir(project.dir)
+    waiting = project.main.run_background_job("wjobs:record", "", [7], delay=600)
+    [detached] = _detached_children()
+    reserved = project.job(waiting).lease
+    assert reserved is not None
+    project.wait_for(lambda: _lease_renewed(project, waiting, reserved.expires_at), 30, what="a renewal")
+    _kill_and_wait_for_expiry(project, detached, waiting)
+
+    other = project.main.run_background_job("wjobs:wait_for_file", "", ["other"])
+    project.wait_for(lambda: _detached_processes_of(project, waiting), 60, what="a new detached process")
+    job = project.job(waiting)
+    assert job.status is JobState.PENDING and job.lease is not None
+    assert job.lease.owner == reserved.owner and job.lease.expires_at > project.store.now()
+    project.main.cancel(waiting)
+    project.touch("other")
+    project.wait_status(other, JobState.COMPLETED, timeout=60)
+    assert project.records() == []

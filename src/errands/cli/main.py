@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from errands.cli import render
-from errands.client import Client, JobRequest
+from errands.client import Client, JobRequest, connect, migrate_database, run_worker
 from errands.errors import (
     ConfigError,
     ErrandsError,
@@ -29,16 +28,7 @@ from errands.errors import (
     StoreError,
 )
 from errands.jobs import JobState
-from errands.logs import JobLog
 from errands.settings import load_settings
-from errands.spawn import dispatch
-from errands.store import open_store
-from errands.store.sql import SqlStore
-from errands.worker.executor import Pool
-from errands.worker.identity import claim_for, lease_until, new_owner, new_token
-from errands.worker.loop import Worker, WorkerOptions
-from errands.worker.maintenance import rescue_once
-from errands.worker.oneshot import OneShot
 
 
 class Exit(IntEnum):
@@ -96,8 +86,7 @@ def command(func: F) -> F:
 
 @contextmanager
 def connected() -> Iterator[Client]:
-    settings = load_settings()
-    client = Client(settings, open_store(settings.database_url))
+    client = connect(load_settings())
     try:
         yield client
     finally:
@@ -168,15 +157,11 @@ def run_job(
     options = {"queue": queue, "max_attempts": max_attempts, "timeout": timeout, "sensitive": sensitive}
     with connected() as client:
         request = job_request(target, method, params, priority, args_json, kwargs_json, **options)
-        owner = new_owner("run-job")
-        rescue_once(client.store, client.settings, client.log, owner)
         if background:
-            job_id = dispatch(client, request)
+            job_id = client.run_in_background(request)
             print(f"Job {job_id} started in the background")
             return
-        claim = claim_for(owner, new_token(), client.settings.lease_timeout)
-        job_id = client.enqueue(request, reserve=lease_until(claim, client.store.now()))
-        finished = OneShot(client.store, client.settings, client.log, claim).run(job_id)
+        finished = client.run_now(request)
     for job in finished:
         print(render.ending_line(job))
     raise typer.Exit(int(_exit_for_chain([job.status for job in finished])))
@@ -231,15 +216,7 @@ def _parse_at(raw: str | None) -> datetime | None:
 @command
 def migrate() -> None:
     """Create or upgrade the database schema."""
-    settings = load_settings()
-    store = SqlStore(settings.database_url)
-    try:
-        from errands.store.migrate import upgrade  # Alembic only for this command
-
-        upgrade(store)
-    finally:
-        store.close()
-    print(f"database at {store.engine.url.render_as_string(hide_password=True)} is up to date")
+    print(f"database at {migrate_database(load_settings())} is up to date")
 
 
 # jobs ---------------------------------------------------------------------------------------------------
@@ -334,24 +311,9 @@ def worker_command(
     if max_jobs_per_child is not None:
         overrides["max_jobs_per_child"] = max_jobs_per_child
     settings = load_settings(**overrides)
-    pool = Pool(concurrency, settings.allowed_jobs, settings.max_jobs_per_child)
-    pool.start()  # the children import while this process opens the store
-    try:
-        store = open_store(settings.database_url)
-    except BaseException:
-        pool.stop()
-        pool.close()
-        raise
-    log = JobLog(settings.log_file, settings.error_log_file)
-    options = WorkerOptions(tuple(queue or ()), concurrency, burst, prefetch, grace)
-    worker = Worker(store, settings, log, options, started_pool=pool)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: worker.request_stop())
-    try:
-        code = worker.run()
-    finally:
-        store.close()
-        log.close()
+    code = run_worker(
+        settings, queues=queue or (), concurrency=concurrency, burst=burst, prefetch=prefetch, grace=grace
+    )
     raise typer.Exit(code)
 
 
@@ -362,12 +324,8 @@ app.command("process", help="An alias of `worker` (the seed's jobs:process).")(w
 @command
 def workers_command(as_json: AsJson = False) -> None:
     """The live workers: those whose heartbeat is recent."""
-    settings = load_settings()
-    store = open_store(settings.database_url)
-    try:
-        live = store.workers_list(alive_within_s=settings.lease_timeout)
-    finally:
-        store.close()
+    with connected() as client:
+        live = client.workers()
     if as_json:
         render.print_json([render.worker_json(w) for w in live])
     else:
@@ -381,7 +339,7 @@ def prune_command(
 ) -> None:
     """Delete finished jobs (completed, failed, cancelled) and their attempts."""
     with connected() as client:
-        removed = client.store.jobs_prune(older_than)
+        removed = client.prune(older_than)
     print(f"pruned {removed} finished jobs")
 
 

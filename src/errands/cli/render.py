@@ -8,8 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from errands.clock import iso
-from errands.jobs import Attempt, Job, JobState
-from errands.store.base import WorkerInfo
+from errands.jobs import Attempt, Job, JobState, WorkerInfo
 
 if TYPE_CHECKING:
     from rich.console import Console

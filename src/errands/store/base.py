@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob
+from errands.jobs import WorkerInfo as WorkerInfo  # a public value; the store's protocol speaks it too
 
 
 @dataclass(frozen=True)
@@ -71,17 +72,6 @@ class Rescued:
     job_id: int
     attempt: int
     failed: bool  # the crash budget was spent: the job is now failed ("worker lost")
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    id: str
-    host: str
-    pid: int
-    queues: tuple[str, ...]
-    concurrency: int
-    started_at: datetime
-    heartbeat_at: datetime
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The detached process of run_background_job(): `python -m errands.worker.detached JOB_ID OWNER TOKEN`."""
+"""The detached process of run_background_job(): `python -m errands.worker.detached JOB_ID OWNER TOKEN`, the
+starter's Settings as JSON on stdin (errands.spawn). It runs the job reserved to OWNER/TOKEN, then exits."""
 
 from __future__ import annotations
 
@@ -6,25 +7,28 @@ import sys
 
 from errands.errors import ErrandsError
 from errands.logs import JobLog
-from errands.settings import load_settings
+from errands.runtime import run_claimed
+from errands.spawn import settings_from
 from errands.store import open_store
 from errands.worker.identity import claim_for
-from errands.worker.maintenance import rescue_once
-from errands.worker.oneshot import OneShot
 
 
 def main(argv: list[str]) -> int:
     job_id, owner, token = int(argv[0]), argv[1], argv[2]
-    settings = load_settings()
+    try:
+        settings = settings_from(sys.stdin.buffer.read())
+    except ErrandsError as exc:  # stderr is the job log file the starter opened for this process
+        print(f"errands: detached job {job_id} could not start: {exc}", file=sys.stderr)
+        return 6
     log = JobLog(settings.log_file, settings.error_log_file)
     try:
         store = open_store(settings.database_url)
     except ErrandsError as exc:
         log.error(None, f"detached job {job_id} could not start: {exc}")
+        log.close()
         return 6
     try:
-        rescue_once(store, settings, log, owner)
-        OneShot(store, settings, log, claim_for(owner, token, settings.lease_timeout)).run(job_id)
+        run_claimed(store, settings, log, claim_for(owner, token, settings.lease_timeout), job_id)
     finally:
         store.close()
         log.close()

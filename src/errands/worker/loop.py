@@ -29,7 +29,7 @@ from errands.worker.heartbeat import Heartbeat
 from errands.worker.identity import claim_for, new_owner, new_token
 from errands.worker.leases import LeaseClock
 from errands.worker.link import StoreLink, pause_after
-from errands.worker.maintenance import rescue_once
+from errands.worker.orphans import rescue
 from errands.worker.outcomes import outcome_for
 
 CANCEL_CHECK_S = 1.0
@@ -349,7 +349,7 @@ class Worker:
     def _maybe_rescue(self) -> None:
         if time.monotonic() >= self._next_rescue:
             self._next_rescue = time.monotonic() + self.settings.rescue_interval
-            rescue_once(self.store, self.settings, self.log, self.id)
+            rescue(self.store, self.settings, self.log, self.id)
 
     def _check_cancels(self) -> None:
         if not self.held or (time.monotonic() < self._next_cancel_check and not self._cancel_now.is_set()):

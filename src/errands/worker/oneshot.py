@@ -1,12 +1,15 @@
 """Run one job now, with its retries and follow-ups, under this process's lease: `errands run-job` and the
 detached process of run_background_job(). Each attempt runs in a child process of a one-child pool, so a
 timeout or a cancel really stops it. Pending retries and follow-ups stay reserved to this process's lease,
-so no worker takes them; if this process dies, the lease expires and workers or the rescuer take over.
+renewed with the current job's while they wait their turn, so no worker takes them; if this process dies, the
+lease expires and workers or the rescuer take over. The child starts only when the first job is nearly due:
+a delayed job waits in this one process.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from errands.jobs import Job, JobState
@@ -19,6 +22,7 @@ from errands.worker.identity import lease_until
 from errands.worker.outcomes import outcome_for
 
 CANCEL_CHECK_S = 1.0
+CHILD_BOOT_S = 1.0  # the child starts this long before the job is due: it imports while the job waits
 
 
 @dataclass
@@ -27,36 +31,53 @@ class OneShot:
     settings: Settings
     log: JobLog
     claim: Claim
+    # run every rescue_interval while this runs (the rescuer pass): a lost job elsewhere is found while it lives
+    maintenance: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.policy = self.settings.retry_policy()
-        self._current: int | None = None  # the job being run (its lease is the one to renew)
+        self._todo: list[int] = []  # the job being run first, then the follow-ups reserved behind it
+        self._pool = Pool(1, self.settings.allowed_jobs, kill_grace_s=3.0, log=self.log)
+        self._pool_started = False
 
     def run(self, job_id: int) -> list[Job]:
         """Run the job and every follow-up it creates; return them as they ended, in order."""
-        pool = Pool(1, self.settings.allowed_jobs, kill_grace_s=3.0, log=self.log)
-        pool.start()
+        pool = self._pool
+        self._todo = [job_id]
         beat = lease_renewer(self.store, self.claim.owner, self._held, self.claim.lease_s)
         heartbeat = Heartbeat(self.settings.heartbeat_s, beat, self._heartbeat_failed).start()
+        duties = None
+        if self.maintenance is not None:
+            duties = Heartbeat(self.settings.rescue_interval, self.maintenance, self._maintenance_failed).start()
         finished: list[Job] = []
         try:
-            todo = [job_id]
-            while todo:
-                self._current = todo.pop(0)
-                final, follow_ups = self._run_to_end(pool, self._current)
+            while self._todo:
+                final, follow_ups = self._run_to_end(pool, self._todo[0])
                 finished.append(final)
-                todo.extend(follow_ups)
+                self._todo = self._todo[1:] + follow_ups  # a new list: the heartbeat thread reads it
         finally:
+            if duties is not None:
+                duties.stop()
             heartbeat.stop()
             pool.stop(release_running=False)
             pool.close()
         return finished
 
     def _held(self) -> dict[int, str]:
-        return {} if self._current is None else {self._current: self.claim.token}
+        """Every job this run holds: the current one and the follow-ups waiting their turn (all reserved to
+        this claim's token), so none loses its reservation while another runs."""
+        return dict.fromkeys(self._todo, self.claim.token)
+
+    def _start_child(self) -> None:
+        if not self._pool_started:
+            self._pool.start()
+            self._pool_started = True
 
     def _heartbeat_failed(self, exc: Exception) -> None:
         self.log.error(None, f"lease renewal failed: {exc}")
+
+    def _maintenance_failed(self, exc: Exception) -> None:
+        self.log.error(None, f"rescue pass failed: {exc}")
 
     def _run_to_end(self, pool: Pool, job_id: int) -> tuple[Job, list[int]]:
         """Attempts until the job completes, fails or is cancelled."""
@@ -104,6 +125,8 @@ class OneShot:
             if job.status is not JobState.PENDING:
                 return None
             wait_s = (job.scheduled_at - self.store.now()).total_seconds()
+            if wait_s <= CHILD_BOOT_S:
+                self._start_child()
             if wait_s <= 0:
                 return self.store.job_claim_by_id(job_id, self.claim)
             waiter.wait(min(wait_s, CANCEL_CHECK_S))
