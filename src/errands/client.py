@@ -65,7 +65,7 @@ def migrate_database(settings: Settings) -> str:
         upgrade(store)
     finally:
         store.close()
-    return store.engine.url.render_as_string(hide_password=True)
+    return store.safe_url
 
 
 def run_worker(
