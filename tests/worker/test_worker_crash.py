@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import time
 from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -66,6 +67,27 @@ def test_killed_worker_job_is_rescued_rerun_and_the_old_token_is_fenced(project:
     assert finished.recorded is False
     assert project.job(job_id) == job
     assert f"Job {job_id} attempt 1 lost (lease expired): back to pending" in project.log_text()
+
+
+def test_a_worker_stops_a_running_job_whose_lease_was_taken_back(project: Project) -> None:
+    job_id = project.enqueue("wait_for_file", "hold")
+    worker = project.start_worker("--concurrency", "1")
+    [child] = project.wait_file("hold.started")
+
+    # A rescuer elsewhere whose clock is past the lease takes the job back (failed: a crash budget of 1, so
+    # nobody claims it again). The worker's next renewal doesn't find the lease: the job must stop now, not
+    # run on (here until the file appears) beside the attempt another worker may be running.
+    later = project.store.now() + timedelta(seconds=60)
+    assert [(r.job_id, r.failed) for r in project.store.jobs_rescue_expired(1, now=later)] == [(job_id, True)]
+    project.wait_for(lambda: not project.pid_alive(child), 15, what=f"the job's process {child} to be stopped")
+
+    assert f"Job {job_id}: its lease was lost (taken back by a rescuer): stopping it" in project.read("logs/errors.log")
+    assert not (project.dir / "hold.done").exists()
+    assert project.outcomes(job_id) == ["lost"]  # the rescuer's record stands: the worker wrote nothing
+    assert project.job(job_id).status is JobState.FAILED
+    other = project.enqueue("record", 1)  # and the worker goes on
+    project.wait_status(other, JobState.COMPLETED, timeout=30)
+    assert worker.popen.poll() is None
 
 
 @pytest.mark.backends("sqlite")

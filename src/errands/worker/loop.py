@@ -43,6 +43,7 @@ BURST_RECHECK_S = 0.25  # at least this long between those claims
 # BUSY_POLL_S longer after each empty claim, up to poll_interval. (Doubling measured worse: a 60 ms gap in a
 # stream of 1,000 jobs/s grew the wait to 160 ms and held the next jobs ~300 ms.)
 BUSY_POLL_S = 0.02
+WORKER_FAILED = 6  # run()'s exit code when the worker could not do its work (the CLI's for database errors)
 
 
 @dataclass(frozen=True)
@@ -86,28 +87,38 @@ class Worker:
         self._link: StoreLink | None = None  # None before start() and once shutdown() closed it
         self._leases = LeaseClock(self.settings.lease_timeout)
         self._poll_s = self.settings.poll_interval  # the idle wait before the next claim, where nothing wakes us
+        self._failed = False  # the worker could not do its work: run() returns WORKER_FAILED
+        self._lost: dict[int, str] = {}  # job id -> the token of the attempt stopped because its lease was lost
 
     # life cycle ----------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Until stopped (or, with burst, until nothing is due); returns the exit code."""
-        self.start()
+        """Until stopped (or, with burst, until nothing is due). Returns the exit code: 0 once drained or stopped,
+        whatever the jobs' outcomes; WORKER_FAILED when the worker could not do its work (its database
+        unreachable at start, outcomes it could not write before it stopped)."""
         try:
-            while True:
-                try:
-                    progress = self.run_once()
-                    self._store_failures = 0
-                    if progress:
-                        self._empty_claims = 0
-                    done = self.options.burst and not self.held and not progress and self._settled() and self._drained()
-                except StoreError as exc:  # a deadlock, a dropped connection: transient, the loop goes on
-                    self._store_failed(exc)
-                    done = False
-                if done or self.stopping:
-                    break
+            self.start()
+            self._loop()
+        except StoreError as exc:  # from start(): the loop rides out a failing database
+            self.log.error(None, f"Worker {self.id} could not start: {exc}")
+            self._failed = True
         finally:
             self.shutdown()
-        return 0
+        return WORKER_FAILED if self._failed else 0
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                progress = self.run_once()
+                self._store_failures = 0
+                if progress:
+                    self._empty_claims = 0
+                done = self.options.burst and not self.held and not progress and self._settled() and self._drained()
+            except StoreError as exc:  # a deadlock, a dropped connection: transient, the loop goes on
+                self._store_failed(exc)
+                done = False
+            if done or self.stopping:
+                return
 
     def start(self) -> None:
         self.log.hold()  # the loop writes its log lines once per step, not once per line
@@ -143,17 +154,31 @@ class Worker:
             self._record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
             self._release_unstarted()
         self._record(self.pool.stop(release_running=True))
-        self._close_link()
-        self._release_unstarted()
+        try:
+            self._close_link()
+            self._release_unstarted()
+        except StoreError as exc:
+            self._unwritten(exc)
         if self._listener:  # before the pool closes: its thread wakes the pool
             self._listener.stop()
         self._pool_closed = True
         self.pool.close()
         if self._heartbeat:
             self._heartbeat.stop()
-        self.store.worker_deregister(self.id)
+        try:
+            self.store.worker_deregister(self.id)
+        except StoreError as exc:  # its row ages out: `errands workers` lists only live heartbeats
+            self.log.error(None, f"Worker {self.id}: could not deregister: {exc}")
         self.log.info(None, f"Worker {self.id} stopped")
         self.log.flush()
+
+    def _unwritten(self, exc: StoreError) -> None:
+        """Stopping, the last writes failed: the worker did not do its work. Their jobs stay running until their
+        leases expire; then the rescuer returns them (a lost attempt each)."""
+        self._failed = True
+        count = len(self._unrecorded)
+        self._unrecorded = []
+        self.log.error(None, f"Worker {self.id}: {count} outcome(s) could not be written: {exc}")
 
     def _release_unstarted(self) -> None:
         """Stopping: jobs claimed (a claim may still arrive) or handed back by children go back to pending."""
@@ -195,6 +220,7 @@ class Worker:
         self._dispatch()  # keep the children busy first
         self._record(ended)
         self._check_cancels()
+        self._stop_lost()
         self.log.flush()
         return progress + len(ended)
 
@@ -284,6 +310,8 @@ class Worker:
 
     def _record(self, results: list[AttemptResult]) -> None:
         """Decide and log each outcome, then write them: through the link while it runs, else here."""
+        if self._lost:
+            results = self._drop_lost(results)
         if not results:
             return
         now = utc_now()  # only for the policy's arithmetic: the store dates the retry by the database's clock
@@ -362,6 +390,32 @@ class Worker:
                 self._record([AttemptResult(buffered, Ending.CANCELLED, 0.0)])
             else:
                 self.pool.cancel(job_id)
+
+    def _stop_lost(self) -> None:
+        """A renewal found held jobs taken back (rescued elsewhere): another worker may run them now, so those in
+        a child are stopped rather than run to their end. (Buffered ones are released unstarted: _unlapsed.)"""
+        for job_id in self._leases.take_lost():
+            job = self.held.get(job_id)
+            if job is None or job.lease is None or not self.pool.cancel(job_id):
+                continue
+            self._lost[job_id] = job.lease.token
+            message = f"Job {job_id}: its lease was lost (taken back by a rescuer): stopping it"
+            self.log.error(job, message, job.attempts)
+
+    def _drop_lost(self, results: list[AttemptResult]) -> list[AttemptResult]:
+        """The attempts stopped for a lost lease end here: nothing to write (the lease is gone), no longer held."""
+        kept = []
+        for result in results:
+            job = result.job
+            if job.lease is None or self._lost.get(job.id) != job.lease.token:
+                kept.append(result)
+                continue
+            del self._lost[job.id]
+            held = self.held.get(job.id)
+            if held is not None and held.lease is not None and held.lease.token == job.lease.token:
+                del self.held[job.id]
+                self._leases.forget(job.id)
+        return kept
 
     # threads -------------------------------------------------------------------------------------------
 
