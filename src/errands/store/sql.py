@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from errands.clock import utc_now
 from errands.errors import InvalidTransition, JobNotFound, StoreError
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
+from errands.retry import crash_budget_spent
 from errands.store import claim as claims
 from errands.store import engine as engines
 from errands.store import finish
@@ -436,7 +437,7 @@ def _finish_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
 
 
 def _state_after_loss(job: Job, crash_budget: int) -> JobState:
-    if job.lost_attempts + 1 >= crash_budget:
+    if crash_budget_spent(job, crash_budget):
         return JobState.FAILED
     if job.cancel_requested:  # the operator asked it to stop: it doesn't run again
         return JobState.CANCELLED

@@ -18,7 +18,6 @@ import time
 from collections import deque
 from dataclasses import InitVar, dataclass, field
 
-from errands.clock import utc_now
 from errands.errors import StoreError
 from errands.jobs import Job, JobState
 from errands.logs import JobLog
@@ -314,8 +313,7 @@ class Worker:
             results = self._drop_lost(results)
         if not results:
             return
-        now = utc_now()  # only for the policy's arithmetic: the store dates the retry by the database's clock
-        outcomes = [outcome_for(r, self.settings, self.policy, self.log, now) for r in results]
+        outcomes = [outcome_for(r, self.settings, self.policy, self.log) for r in results]
         if self._link is not None:
             self._link.write(outcomes)
             return
