@@ -42,13 +42,13 @@ class LeaseClock:
         self._applied: Renewal | None = None
         self._lost: list[int] = []  # held jobs a renewal found taken back, not yet reported by take_lost()
 
-    def asking(self, token: str) -> None:
-        self._asked_at[token] = self._clock()
+    def asking(self, token: str, now: float | None = None) -> None:
+        self._asked_at[token] = self._clock() if now is None else now
         while len(self._asked_at) > _ASKED_KEPT:
             del self._asked_at[next(iter(self._asked_at))]
 
-    def claimed(self, jobs: list[Job]) -> None:
-        now = self._clock()
+    def claimed(self, jobs: list[Job], now: float | None = None) -> None:
+        now = self._clock() if now is None else now
         for job in jobs:
             token = job.lease.token if job.lease else ""
             self._good_at[job.id] = self._asked_at.get(token, now)
@@ -59,10 +59,10 @@ class LeaseClock:
     def forget(self, job_id: int) -> None:
         self._good_at.pop(job_id, None)
 
-    def lapsed(self, jobs: list[Job]) -> list[Job]:
-        """Those of `jobs` whose lease may have lapsed."""
+    def lapsed(self, jobs: list[Job], now: float | None = None) -> list[Job]:
+        """Those of `jobs` whose lease may have lapsed (by `now`, a reading of the clock)."""
         self._apply_renewal()
-        too_old = self._clock() - self._lease_s
+        too_old = (self._clock() if now is None else now) - self._lease_s
         return [job for job in jobs if self._good_at.get(job.id, float("inf")) <= too_old]
 
     def take_lost(self) -> list[int]:
