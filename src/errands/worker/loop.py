@@ -202,7 +202,8 @@ class Worker:
         """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them. `now` (a reading of
         time.monotonic(), or later: a test steps it) is the time the step's duties go by.
         Returns how many jobs it claimed plus how many attempts ended or were recorded (0: nothing happened)."""
-        now = time.monotonic() if now is None else now
+        stepped = now is not None
+        now = now if now is not None else time.monotonic()
         progress = self._collect(now)
         self.recorder.write_unrecorded()  # any a failed write of this thread left behind
         self._maybe_rescue(now)
@@ -213,6 +214,7 @@ class Worker:
         if self.options.burst and idle:  # nothing to wait for: claim again, or find the queue drained
             wait_s = 0.0
         ended = self.pool.wait(min(wait_s, self._until_next_duty(now)))
+        now = now if stepped else time.monotonic()  # the wait took time: the lapse check is by the clock again
         self.sizing.learn(ended)
         self._dispatch(now)  # keep the children busy first
         self.recorder.record(ended)
