@@ -79,7 +79,8 @@ def test_a_worker_stops_a_running_job_whose_lease_was_taken_back(project: Projec
     assert [(r.job_id, r.failed) for r in project.store.jobs_rescue_expired(1, now=later)] == [(job_id, True)]
     project.wait_for(lambda: not project.pid_alive(child), 15, what=f"the job's process {child} to be stopped")
 
-    assert f"Job {job_id}: its lease was lost (taken back by a rescuer): stopping it" in project.read("logs/errors.log")
+    said = f"Job {job_id}: its lease was lost (taken back by a rescuer): stopping it"
+    project.wait_for(lambda: said in project.read("logs/errors.log"), 10, what="the error log to say so")
     assert not (project.dir / "hold.done").exists()
     assert project.outcomes(job_id) == ["lost"]  # the rescuer's record stands: the worker wrote nothing
     assert project.job(job_id).status is JobState.FAILED
