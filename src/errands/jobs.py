@@ -43,6 +43,8 @@ class AttemptOutcome(StrEnum):
     RELEASED = "released"
 
 
+# Every state change the store makes is one of these: the conformance suite runs under a trigger that refuses any
+# other (tests/store/conftest.py), and a property test drives the store through random calls against it.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELLED}),
     JobState.RUNNING: frozenset({JobState.COMPLETED, JobState.PENDING, JobState.FAILED, JobState.CANCELLED}),

@@ -1,11 +1,15 @@
-"""RetryPolicy: after a failed attempt, retry (when) or fail. Pure; the clock and randomness are injected."""
+"""After a failed or lost attempt: retry (when) or fail. Pure; randomness is injected.
+
+Two budgets, each ruled here once: the retry budget (RetryPolicy, for attempts that failed or timed out) and
+the crash budget (crash_budget_spent, for attempts lost with their process, whoever notices: the worker whose
+child died, or the rescuer that finds a lease expired).
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from enum import StrEnum
 
 from errands.jobs import ErrorInfo, Job
@@ -14,13 +18,6 @@ from errands.jobs import ErrorInfo, Job
 class Backoff(StrEnum):
     FIXED = "fixed"
     EXPONENTIAL = "exponential"
-
-
-@dataclass(frozen=True)
-class RetryDecision:
-    retry: bool
-    at: datetime | None = None  # when the next attempt is due, if retry
-    delay_s: float = 0.0  # the same, as seconds from the decision
 
 
 @dataclass(frozen=True)
@@ -53,12 +50,18 @@ class RetryPolicy:
         # "equal jitter": at least half the step, so retries still spread out without collapsing to zero
         return float(base / 2 + (rng or random).uniform(0, base / 2))
 
-    def decide(self, job: Job, error: ErrorInfo, now: datetime, rng: random.Random | None = None) -> RetryDecision:
-        """`job` is the row as it was claimed: its attempts include the one that just failed."""
+    def retry_in(self, job: Job, error: ErrorInfo, rng: random.Random | None = None) -> float | None:
+        """Seconds until the next attempt, or None: the budget is spent, the job fails. `job` is the row as it
+        was claimed: its attempts include the one that just failed."""
         if job.charged_attempts >= self.attempts_allowed(job, error):
-            return RetryDecision(retry=False)
-        delay_s = self.delay_for(job.charged_attempts, rng)
-        return RetryDecision(retry=True, at=now + timedelta(seconds=delay_s), delay_s=delay_s)
+            return None
+        return self.delay_for(job.charged_attempts, rng)
+
+
+def crash_budget_spent(job: Job, crash_budget: int) -> bool:
+    """Whether losing the attempt `job` is running (its process died, or its lease expired) fails the job:
+    the crash budget counts lost attempts apart from the retry budget, which they don't spend."""
+    return job.lost_attempts + 1 >= crash_budget
 
 
 def exception_names(exc: BaseException) -> tuple[str, ...]:

@@ -21,10 +21,9 @@ from datetime import datetime
 from errands.client import Client
 from errands.jobs import Job
 from errands.worker.child import Targets, run_one
-from errands.worker.executor import AttemptResult, Ending
+from errands.worker.executor import AttemptResult, job_message, result_of
 from errands.worker.identity import claim_for, new_owner, new_token
 from errands.worker.outcomes import outcome_for
-from errands.worker.protocol import error_from_json, follow_up_from_next
 
 __all__ = ["drain"]
 
@@ -44,7 +43,7 @@ def drain(client: Client, *, now: datetime | None = None, max_attempts: int = 10
         [job] = claimed
         client.log.executing(job)
         result = _run_inline(job, targets)
-        outcome = outcome_for(result, settings, policy, client.log, now or store.now())
+        outcome = outcome_for(result, settings, policy, client.log)
         store.jobs_finish([outcome], now=now)
         ran.append(store.job_get(job.id))
     return ran
@@ -53,11 +52,5 @@ def drain(client: Client, *, now: datetime | None = None, max_attempts: int = 10
 def _run_inline(job: Job, targets: Targets) -> AttemptResult:
     """The job as a worker's child runs it (errands.worker.child.run_one), here."""
     began = time.monotonic()
-    message = {"id": job.id, "target": job.target, "method": job.method, "args": job.args, "kwargs": job.kwargs}
-    reply = run_one(message, targets)
-    took = time.monotonic() - began
-    if reply["ok"]:
-        follow_up = follow_up_from_next(reply.get("next"), job.target)
-        return AttemptResult(job, Ending.COMPLETED, took, reply.get("result"), follow_up=follow_up)
-    ending = Ending.REFUSED if reply.get("refused") else Ending.FAILED
-    return AttemptResult(job, ending, took, error=error_from_json(reply["error"]))
+    reply = run_one(job_message(job), targets)
+    return result_of(job, reply, time.monotonic() - began)

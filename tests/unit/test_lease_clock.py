@@ -73,3 +73,26 @@ def test_a_renewal_sent_before_a_job_was_claimed_again_is_no_news_of_the_new_lea
 def test_a_job_the_clock_never_heard_of_is_not_held_back() -> None:
     leases = LeaseClock(LEASE_S, Clock())
     assert leases.lapsed([held(7, "x")]) == []
+
+
+def test_a_held_job_a_renewal_did_not_find_is_reported_lost_once() -> None:
+    clock = Clock()
+    leases = LeaseClock(LEASE_S, clock)
+    leases.asking("a")
+    leases.claimed([held(1, "a"), held(2, "a")])
+
+    leases.renewed(clock.now, asked={1, 2}, renewed={1})  # 2: rescued elsewhere, maybe running there now
+    assert leases.take_lost() == [2]
+    assert leases.take_lost() == []
+    clock.now += 1.0
+    leases.renewed(clock.now, asked={1, 2}, renewed={1})  # the next renewal: no news
+    assert leases.take_lost() == []
+
+
+def test_the_caller_may_give_the_time() -> None:
+    leases = LeaseClock(LEASE_S, Clock())  # the clock reads 100
+    leases.asking("a", now=500.0)
+    jobs = [held(1, "a")]
+    leases.claimed(jobs, now=501.0)
+    assert leases.lapsed(jobs, now=503.9) == []
+    assert ids(leases.lapsed(jobs, now=504.0)) == [1]

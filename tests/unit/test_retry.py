@@ -1,10 +1,9 @@
-"""RetryPolicy.decide and exception_names: pure logic, a Job built by hand, randomness seeded."""
+"""RetryPolicy.retry_in, crash_budget_spent and exception_names: pure logic, a Job built by hand, randomness seeded."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy.exc
@@ -12,10 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from errands.jobs import ErrorInfo
-from errands.retry import Backoff, RetryPolicy, exception_names
+from errands.retry import Backoff, RetryPolicy, crash_budget_spent, exception_names
 from factories import make_job
-
-NOW = datetime(2026, 1, 1, 12, 0, 0)
 
 
 def error_of(exc: BaseException) -> ErrorInfo:
@@ -41,35 +38,30 @@ def operational_error() -> sqlalchemy.exc.OperationalError:
 # fixed and exponential delays ---------------------------------------------------------------------------
 
 
-def test_fixed_delay_retries_at_now_plus_delay() -> None:
+def test_fixed_delay_retries_after_the_delay() -> None:
     policy = RetryPolicy(delay_s=7.5, backoff=Backoff.FIXED)
     for attempts in (1, 2):
-        decision = policy.decide(make_job(attempts=attempts), BOOM, NOW)
-        assert decision.retry is True
-        assert decision.at == NOW + timedelta(seconds=7.5)
-        assert decision.delay_s == 7.5
+        assert policy.retry_in(make_job(attempts=attempts), BOOM) == 7.5
 
 
 def test_exponential_without_jitter_doubles_per_attempt_and_is_capped() -> None:
     policy = RetryPolicy(delay_s=10, backoff=Backoff.EXPONENTIAL, max_delay_s=50, jitter=False)
     job = make_job(max_attempts=10)
-    delays = [policy.decide(replace(job, attempts=n), BOOM, NOW).at for n in range(1, 6)]
-    assert [(at - NOW).total_seconds() for at in delays if at is not None] == [10, 20, 40, 50, 50]
+    delays = [policy.retry_in(replace(job, attempts=n), BOOM) for n in range(1, 6)]
+    assert delays == [10, 20, 40, 50, 50]
 
 
 def test_exponential_with_seeded_jitter_is_reproducible_and_within_half_to_full_step() -> None:
     policy = RetryPolicy(delay_s=10, backoff=Backoff.EXPONENTIAL, max_delay_s=1000, jitter=True)
     job = make_job(attempts=3, max_attempts=10)  # step 10 * 2**2 = 40
-    first = policy.decide(job, BOOM, NOW, random.Random(42)).at
-    again = policy.decide(job, BOOM, NOW, random.Random(42)).at
-    other = policy.decide(job, BOOM, NOW, random.Random(7)).at
+    first = policy.retry_in(job, BOOM, random.Random(42))
+    again = policy.retry_in(job, BOOM, random.Random(42))
+    other = policy.retry_in(job, BOOM, random.Random(7))
     assert first is not None and other is not None
     assert first == again
     assert first != other  # the jitter really depends on the random source
-    for at in (first, other):
-        assert 20 <= (at - NOW).total_seconds() <= 40
-    decision = policy.decide(job, BOOM, NOW, random.Random(42))
-    assert decision.at == NOW + timedelta(seconds=decision.delay_s)  # the same delay, two ways
+    for delay in (first, other):
+        assert 20 <= delay <= 40
 
 
 def test_exponential_jitter_never_exceeds_max_delay() -> None:
@@ -92,14 +84,12 @@ def test_exponential_delay_for_a_huge_attempt_number_is_the_cap() -> None:
 
 def test_budget_exhausted_does_not_retry() -> None:
     policy = RetryPolicy()
-    assert policy.decide(make_job(attempts=2, max_attempts=3), BOOM, NOW).retry is True
-    decision = policy.decide(make_job(attempts=3, max_attempts=3), BOOM, NOW)
-    assert decision.retry is False
-    assert decision.at is None
+    assert policy.retry_in(make_job(attempts=2, max_attempts=3), BOOM) is not None
+    assert policy.retry_in(make_job(attempts=3, max_attempts=3), BOOM) is None
 
 
 def test_single_attempt_job_never_retries() -> None:
-    assert RetryPolicy().decide(make_job(attempts=1, max_attempts=1), BOOM, NOW).retry is False
+    assert RetryPolicy().retry_in(make_job(attempts=1, max_attempts=1), BOOM) is None
 
 
 def test_uncharged_attempts_do_not_count_against_the_budget() -> None:
@@ -108,23 +98,23 @@ def test_uncharged_attempts_do_not_count_against_the_budget() -> None:
     job = make_job(attempts=4, uncharged_attempts=2, max_attempts=5)
     assert job.charged_attempts == 2
     assert job.budget == 3
-    assert policy.decide(job, BOOM, NOW).retry is True
-    assert policy.decide(replace(job, attempts=5), BOOM, NOW).retry is False
+    assert policy.retry_in(job, BOOM) is not None
+    assert policy.retry_in(replace(job, attempts=5), BOOM) is None
 
 
 def test_after_a_manual_retry_the_earlier_budget_is_not_charged() -> None:
     # failed after 3 of 3, retried by hand with a fresh budget of 3: attempts 4 and 5 may fail and retry
     job = make_job(attempts=4, uncharged_attempts=3, max_attempts=6)
     policy = RetryPolicy(delay_s=1)
-    assert policy.decide(job, BOOM, NOW).retry is True
-    assert policy.decide(replace(job, attempts=5), BOOM, NOW).retry is True
-    assert policy.decide(replace(job, attempts=6), BOOM, NOW).retry is False
+    assert policy.retry_in(job, BOOM) is not None
+    assert policy.retry_in(replace(job, attempts=5), BOOM) is not None
+    assert policy.retry_in(replace(job, attempts=6), BOOM) is None
 
 
 def test_exponential_step_counts_charged_attempts_only() -> None:
     policy = RetryPolicy(delay_s=10, backoff=Backoff.EXPONENTIAL, max_delay_s=10_000, jitter=False)
     job = make_job(attempts=5, uncharged_attempts=4, max_attempts=8)  # the first charged attempt
-    assert policy.decide(job, BOOM, NOW).at == NOW + timedelta(seconds=10)
+    assert policy.retry_in(job, BOOM) == 10
 
 
 # per-exception rules ------------------------------------------------------------------------------------
@@ -147,24 +137,24 @@ def test_exception_names_builtins_short_and_others_module_qualified() -> None:
 def test_rule_for_a_builtin_by_its_short_name() -> None:
     policy = RetryPolicy(exception_attempts={"ValueError": 1})
     job = make_job(attempts=1, max_attempts=3)
-    assert policy.decide(job, error_of(ValueError("bad")), NOW).retry is False
-    assert policy.decide(job, BOOM, NOW).retry is True  # RuntimeError: the job's own budget
+    assert policy.retry_in(job, error_of(ValueError("bad"))) is None
+    assert policy.retry_in(job, BOOM) is not None  # RuntimeError: the job's own budget
 
 
 def test_rule_matches_a_subclass_through_its_mro() -> None:
     policy = RetryPolicy(exception_attempts={"ValueError": 1})
     job = make_job(attempts=1, max_attempts=3)
-    assert policy.decide(job, error_of(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")), NOW).retry is False
+    assert policy.retry_in(job, error_of(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"))) is None
 
 
 def test_rule_for_a_module_qualified_class_with_a_real_sqlalchemy_error() -> None:
     policy = RetryPolicy(exception_attempts={"sqlalchemy.exc.OperationalError": 5})
     error = error_of(operational_error())
-    assert policy.decide(make_job(attempts=4, max_attempts=3), error, NOW).retry is True
-    assert policy.decide(make_job(attempts=5, max_attempts=3), error, NOW).retry is False
+    assert policy.retry_in(make_job(attempts=4, max_attempts=3), error) is not None
+    assert policy.retry_in(make_job(attempts=5, max_attempts=3), error) is None
     # the bare class name is not the qualified one: no rule, the job's budget of 3 applies
     bare = RetryPolicy(exception_attempts={"OperationalError": 5})
-    assert bare.decide(make_job(attempts=3, max_attempts=3), error, NOW).retry is False
+    assert bare.retry_in(make_job(attempts=3, max_attempts=3), error) is None
 
 
 def test_most_specific_class_in_the_mro_wins() -> None:
@@ -182,26 +172,26 @@ def test_most_specific_class_in_the_mro_wins() -> None:
     assert policy.attempts_allowed(job, error_of(ValueError())) == 6
     assert policy.attempts_allowed(job, error_of(KeyError())) == 2  # LookupError -> Exception
     assert policy.attempts_allowed(job, error_of(KeyboardInterrupt())) == 3  # BaseException only: default
-    assert policy.decide(job, error_of(SpecificAppError()), NOW).retry is False
-    assert policy.decide(job, error_of(AppError()), NOW).retry is True
+    assert policy.retry_in(job, error_of(SpecificAppError())) is None
+    assert policy.retry_in(job, error_of(AppError())) is not None
 
 
 def test_pinned_attempts_ignore_per_exception_rules() -> None:
     policy = RetryPolicy(exception_attempts={"ValueError": 1, "RuntimeError": 10})
     pinned = make_job(attempts=1, max_attempts=3, attempts_pinned=True)
     assert policy.attempts_allowed(pinned, error_of(ValueError())) == 3
-    assert policy.decide(pinned, error_of(ValueError()), NOW).retry is True
-    assert policy.decide(replace(pinned, attempts=3), BOOM, NOW).retry is False
+    assert policy.retry_in(pinned, error_of(ValueError())) is not None
+    assert policy.retry_in(replace(pinned, attempts=3), BOOM) is None
     unpinned = replace(pinned, attempts_pinned=False)
-    assert policy.decide(unpinned, error_of(ValueError()), NOW).retry is False
-    assert policy.decide(replace(unpinned, attempts=3), BOOM, NOW).retry is True
+    assert policy.retry_in(unpinned, error_of(ValueError())) is None
+    assert policy.retry_in(replace(unpinned, attempts=3), BOOM) is not None
 
 
 def test_rule_counts_charged_attempts_within_the_current_budget() -> None:
     policy = RetryPolicy(exception_attempts={"ValueError": 2})
     job = make_job(attempts=3, uncharged_attempts=2, max_attempts=5)  # one charged attempt
-    assert policy.decide(job, error_of(ValueError()), NOW).retry is True
-    assert policy.decide(replace(job, attempts=4), error_of(ValueError()), NOW).retry is False
+    assert policy.retry_in(job, error_of(ValueError())) is not None
+    assert policy.retry_in(replace(job, attempts=4), error_of(ValueError())) is None
 
 
 # properties ---------------------------------------------------------------------------------------------
@@ -245,16 +235,21 @@ def test_property_never_retries_once_charged_attempts_reach_the_allowed(
     error = error_of(ValueError("x"))
     allowed = max_attempts if (rule is None or pinned) else rule
     assert policy.attempts_allowed(job, error) == allowed
-    decision = policy.decide(job, error, NOW, random.Random(0))
-    assert decision.retry is (job.charged_attempts < allowed)
-    if decision.retry:
-        assert decision.at is not None and decision.at >= NOW
-    else:
-        assert decision.at is None
+    delay = policy.retry_in(job, error, random.Random(0))
+    assert (delay is not None) is (job.charged_attempts < allowed)
+    assert delay is None or delay >= 0
 
 
 @pytest.mark.parametrize("backoff", list(Backoff))
 def test_retry_is_never_scheduled_in_the_past(backoff: Backoff) -> None:
     policy = RetryPolicy(delay_s=0, backoff=backoff)
-    decision = policy.decide(make_job(), BOOM, NOW, random.Random(3))
-    assert decision.retry is True and decision.at == NOW
+    assert policy.retry_in(make_job(), BOOM, random.Random(3)) == 0
+
+
+# the crash budget ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lost_before", "budget", "spent"), [(0, 1, True), (0, 2, False), (1, 2, True), (2, 5, False)])
+def test_the_crash_budget_is_spent_by_the_loss_that_reaches_it(lost_before: int, budget: int, spent: bool) -> None:
+    # the job as it was claimed: the attempt being lost is not counted in lost_attempts yet
+    assert crash_budget_spent(make_job(lost_attempts=lost_before), budget) is spent

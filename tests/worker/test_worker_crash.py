@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
-import time
 from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,7 +14,7 @@ from errands.jobs import AttemptOutcome, JobState
 from errands.store import Outcome
 
 if TYPE_CHECKING:
-    from conftest import Proc, Project
+    from conftest import Project
 
 
 def test_killed_worker_job_is_rescued_rerun_and_the_old_token_is_fenced(project: Project) -> None:
@@ -68,6 +67,28 @@ def test_killed_worker_job_is_rescued_rerun_and_the_old_token_is_fenced(project:
     assert f"Job {job_id} attempt 1 lost (lease expired): back to pending" in project.log_text()
 
 
+def test_a_worker_stops_a_running_job_whose_lease_was_taken_back(project: Project) -> None:
+    job_id = project.enqueue("wait_for_file", "hold")
+    worker = project.start_worker("--concurrency", "1")
+    [child] = project.wait_file("hold.started")
+
+    # A rescuer elsewhere whose clock is past the lease takes the job back (failed: a crash budget of 1, so
+    # nobody claims it again). The worker's next renewal doesn't find the lease: the job must stop now, not
+    # run on (here until the file appears) beside the attempt another worker may be running.
+    later = project.store.now() + timedelta(seconds=60)
+    assert [(r.job_id, r.failed) for r in project.store.jobs_rescue_expired(1, now=later)] == [(job_id, True)]
+    project.wait_for(lambda: not project.pid_alive(child), 15, what=f"the job's process {child} to be stopped")
+
+    said = f"Job {job_id}: its lease was lost (taken back by a rescuer): stopping it"
+    project.wait_for(lambda: said in project.read("logs/errors.log"), 10, what="the error log to say so")
+    assert not (project.dir / "hold.done").exists()
+    assert project.outcomes(job_id) == ["lost"]  # the rescuer's record stands: the worker wrote nothing
+    assert project.job(job_id).status is JobState.FAILED
+    other = project.enqueue("record", 1)  # and the worker goes on
+    project.wait_status(other, JobState.COMPLETED, timeout=30)
+    assert worker.popen.poll() is None
+
+
 @pytest.mark.backends("sqlite")
 def test_a_killed_workers_child_does_not_outlive_it(project: Project) -> None:
     project.enqueue("wait_for_file", "hold")
@@ -115,66 +136,3 @@ def test_long_job_on_a_healthy_worker_is_never_rescued(project: Project) -> None
     assert project.record_counts() == {1: 1}
     assert "lost" not in project.log_text()
     assert idle.popen.poll() is None and busy.popen.poll() is None
-
-
-@pytest.mark.slow
-def test_a_worker_that_fell_behind_starts_no_job_whose_lease_lapsed(project: Project) -> None:
-    """Stopped (SIGSTOP) for longer than a lease while jobs wait in its buffer: the rescuer puts them back,
-    and on waking the worker must not start them under the lost leases (they would run twice)."""
-    blocker = project.enqueue("wait_for_file", "go")
-    queued = [project.enqueue("record", i) for i in range(3)]
-    worker = project.start_worker("--burst", "--concurrency", "1", "--prefetch", "3")
-    project.wait_file("go.started")  # the blocker runs in the one child; the three wait in the buffer
-    project.wait_for(lambda: all(project.job(i).status is JobState.RUNNING for i in queued), 30, what="all claimed")
-
-    paused = PausedWorker(project, worker)
-    try:
-        rescued: set[int] = set()
-        project.wait_for(
-            lambda: paused.rescue_round(rescued) == {blocker, *queued}, 40, what="the leases to lapse and be rescued"
-        )
-    finally:
-        project.touch("go")
-        worker.signal(signal.SIGCONT)
-
-    assert worker.wait(60) == 0, worker.output()
-    assert project.record_counts() == {0: 1, 1: 1, 2: 1}  # the rescued copies ran, the lapsed ones didn't
-    assert "its lease may have lapsed before it started" in project.log_text()
-    assert {project.job(i).status for i in [blocker, *queued]} == {JobState.COMPLETED}
-
-
-class PausedWorker:
-    """A worker held stopped (SIGSTOP) while the test rescues its jobs, a round per poll. Stopped inside a
-    transaction it would keep its locks: on SQLite the one write lock (a rescue would wait 30 s for it),
-    elsewhere its rows (a rescue skips locked rows). Then it is let run until the next round, and stopped
-    again."""
-
-    def __init__(self, project: Project, worker: Proc) -> None:
-        self.project, self.worker = project, worker
-        self.lease_s = project.settings().lease_timeout
-        self.since: float | None = None  # stopped, and nothing newly rescued, since then
-
-    def rescue_round(self, rescued: set[int]) -> set[int]:
-        if self.since is None:
-            self.worker.signal(signal.SIGSTOP)
-            self.since = time.monotonic()
-        elif self._sqlite_write_locked() or time.monotonic() - self.since > 3 * self.lease_s:
-            self.worker.signal(signal.SIGCONT)
-            self.since = None
-        elif found := {r.job_id for r in self.project.store.jobs_rescue_expired(3)}:
-            rescued |= found
-            self.since = time.monotonic()
-        return rescued
-
-    def _sqlite_write_locked(self) -> bool:
-        if self.project.backend != "sqlite":
-            return False
-        conn = sqlite3.connect(self.project.db_url.removeprefix("sqlite:///"), timeout=0)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.rollback()
-            return False
-        except sqlite3.OperationalError:  # database is locked
-            return True
-        finally:
-            conn.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,7 +14,7 @@ from errands.errors import StoreError
 from errands.jobs import Job, JobState
 from errands.logs import JobLog
 from errands.store import Claim, Finished, JobFilter, Outcome, SqlStore
-from errands.worker.loop import Worker, WorkerOptions
+from errands.worker.loop import WORKER_FAILED, Worker, WorkerOptions
 
 if TYPE_CHECKING:
     from conftest import Project
@@ -70,7 +72,15 @@ class FlakyStore:
         self.empty_claims = empty_claims
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        method = getattr(self._inner, name)
+        if name not in self.fail:
+            return method
+
+        def failing(*args: Any, **kw: Any) -> Any:
+            self._maybe_fail(name)
+            return method(*args, **kw)
+
+        return failing
 
     def _maybe_fail(self, name: str) -> None:
         if self.fail.get(name, 0) > 0:
@@ -89,13 +99,27 @@ class FlakyStore:
         return self._inner.jobs_finish(outcomes, **kw)
 
 
-def _run_in_process(project: Project, store: FlakyStore, monkeypatch: pytest.MonkeyPatch) -> int:
+def _run_in_process(
+    project: Project, store: FlakyStore, monkeypatch: pytest.MonkeyPatch, stop_when: Callable[[], bool] | None = None
+) -> int:
+    """A burst worker in this process; with `stop_when`, stopped (as by SIGTERM) once that holds."""
     monkeypatch.chdir(project.dir)  # the pool's children import the jobs from their working directory
     settings = project.settings()
     log = JobLog(settings.log_file, settings.error_log_file)
     try:
         worker = Worker(store, settings, log, WorkerOptions(concurrency=2, burst=True))  # type: ignore[arg-type]
-        return worker.run()
+        if stop_when is None:
+            return worker.run()
+        codes: list[int] = []
+        runner = threading.Thread(target=lambda: codes.append(worker.run()))
+        runner.start()
+        try:
+            project.wait_for(stop_when, 30, what="the moment to stop the worker")
+        finally:
+            worker.request_stop()
+            runner.join(60)
+        assert not runner.is_alive()
+        return codes[0] if codes else -1  # -1: run() raised (the thread printed it)
     finally:
         log.close()
 
@@ -128,3 +152,28 @@ def test_a_burst_worker_does_not_take_locked_rows_for_an_empty_queue(
     assert store.empty_claims == 0
     assert [project.job(job_id).status for job_id in ids] == [JobState.COMPLETED] * 3  # before: all pending
     assert project.record_counts() == {0: 1, 1: 1, 2: 1}
+
+
+def test_a_worker_whose_database_is_unreachable_at_start_exits_non_zero(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    children_before = set(project.children_of(os.getpid()))
+    store = FlakyStore(project.store, fail={"now": 1_000_000, "worker_register": 1_000_000})
+    assert _run_in_process(project, store, monkeypatch) == WORKER_FAILED  # before the fix: StoreError escaped
+
+    assert "could not start: database error" in project.read("logs/errors.log")
+    started = set(project.children_of(os.getpid())) - children_before
+    assert [pid for pid in started if project.pid_alive(pid)] == []  # its pool's children were stopped
+
+
+def test_a_worker_that_could_not_write_its_outcomes_exits_non_zero(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [job_id] = project.main.enqueue_many([project.request("record", 0)])
+    store = FlakyStore(project.store, fail={"jobs_finish": 1_000_000})  # the database is gone for writes
+    code = _run_in_process(project, store, monkeypatch, stop_when=lambda: project.record_counts() == {0: 1})
+    assert code == WORKER_FAILED  # before the fix: shutdown raised StoreError half-way (and run() returned 0)
+
+    assert "outcome(s) could not be written" in project.read("logs/errors.log")
+    assert project.job(job_id).status is JobState.RUNNING  # its lease expires, then the rescuer returns it
+    assert project.store.workers_list(alive_within_s=3600) == []  # the shutdown went on to the end

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -88,25 +87,9 @@ def test_postgresql_wakes_an_idle_worker_at_once(project: Project) -> None:
 
     enqueued = time.monotonic()
     job_id = project.enqueue("record", 1)
-    project.wait_for(lambda: project.records(), 5, interval=0.01, what="the job to run")
+    project.wait_for(lambda: project.records(), 20, interval=0.01, what="the job to run")
     took = time.monotonic() - enqueued
-    assert took < 1.0, f"picked up after {took:.2f}s"
+    # well under the 30 s poll (a loaded machine may take seconds to run it): only a notification explains it
+    assert took < 15.0, f"picked up after {took:.2f}s"
     project.wait_status(job_id, JobState.COMPLETED, timeout=10)
     assert worker.popen.poll() is None
-
-
-def test_a_worker_that_just_found_jobs_polls_again_soon(project: Project) -> None:
-    """Where nothing announces new jobs (MariaDB; elsewhere a listener wakes the worker anyway), a worker
-    that has just run a job looks again soon instead of after a whole poll interval (here 10 s)."""
-    quiet = {"ERRANDS_POLL_INTERVAL": "10", "ERRANDS_RESCUE_INTERVAL": "10"}  # no other duty wakes it either
-    worker = project.start_worker("--concurrency", "1", **quiet)
-    first = project.enqueue("record", 0)
-    project.wait_for(lambda: project.job(first).status is JobState.COMPLETED, 30, what="the first job, recorded")
-    # Idle for a while: its claims come back empty meanwhile (no event marks the moment it goes idle).
-    time.sleep(1.0)
-    enqueued = time.monotonic()
-    project.enqueue("record", 1)
-    project.wait_for(lambda: project.record_counts()[1] == 1, 5, what="the second job, well before 10 s")
-    print(f"{project.backend}: picked up after {time.monotonic() - enqueued:.3f}s")
-    worker.signal(signal.SIGTERM)
-    assert worker.wait(30) == 0, worker.output()

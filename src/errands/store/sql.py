@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from errands.errors import InvalidTransition, JobNotFound, StoreError
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
+from errands.retry import crash_budget_spent
 from errands.store.base import Claim, Finished, JobFilter, Listener, Outcome, Rescued, RetryBudget, WorkerInfo
 from errands.store.claim import running_values
 from errands.store.driver import OnError, driver_for
@@ -526,7 +527,7 @@ def _finish_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
 
 
 def _state_after_loss(job: Job, crash_budget: int) -> JobState:
-    if job.lost_attempts + 1 >= crash_budget:
+    if crash_budget_spent(job, crash_budget):
         return JobState.FAILED
     if job.cancel_requested:  # the operator asked it to stop: it doesn't run again
         return JobState.CANCELLED

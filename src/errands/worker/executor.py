@@ -49,6 +49,24 @@ class AttemptResult:
     follow_up: FollowUp | None = None
 
 
+def job_message(job: Job) -> dict[str, Any]:
+    """A job as the protocol sends it to a child."""
+    message = {"id": job.id, "target": job.target, "method": job.method, "args": list(job.args), "kwargs": job.kwargs}
+    if job.sensitive:  # the child cuts its arguments out of an error before sending it
+        message["sensitive"] = True
+    return message
+
+
+def result_of(job: Job, reply: dict[str, Any], running_s: float) -> AttemptResult:
+    """A child's reply on `job` as an AttemptResult (its duration: the child's own measure, else `running_s`)."""
+    duration = float(reply.get("s", running_s))
+    if reply["ok"]:
+        follow_up = follow_up_from_next(reply.get("next"), job.target)
+        return AttemptResult(job, Ending.COMPLETED, duration, reply.get("result"), follow_up=follow_up)
+    ending = Ending.REFUSED if reply.get("refused") else Ending.FAILED
+    return AttemptResult(job, ending, duration, error=error_from_json(reply["error"]))
+
+
 def _decode(line: bytes) -> dict[str, Any]:
     """A child's reply: JSON, or the short line of a plain completion (`ok ID SECONDS`); ValueError if neither."""
     if line.startswith(b"ok "):
@@ -153,13 +171,7 @@ class Child:
     def start(self, batch: Sequence[tuple[Job, float | None]], until: float | None = None) -> bool:
         """Send the jobs, to be started by `until` (time.monotonic()) or given back; False (nothing queued) if
         the child is gone."""
-        messages = []
-        for job, _ in batch:
-            message = {"id": job.id, "target": job.target, "method": job.method, "args": list(job.args)}
-            message["kwargs"] = job.kwargs
-            if job.sensitive:  # the child cuts its arguments out of an error before sending it
-                message["sensitive"] = True
-            messages.append(message)
+        messages = [job_message(job) for job, _ in batch]
         if not self._send({"jobs": messages, "until": until}):
             return False
         was_idle = not self.queue
@@ -368,7 +380,7 @@ class Pool:
             running = "no job" if job is None else f"job {job.id}"
             self._problem(child, f"dropped a reply for job {reply.get('id')!r} while it runs {running}")
             return None
-        result = self._result_of(job, reply, time.monotonic() - child.started_at)  # checked before any change
+        result = result_of(job, reply, time.monotonic() - child.started_at)  # checked before any change
         if child.kill_reason is not None:
             # The job ended before the kill arrived: its own outcome stands, and the kill now hits whatever
             # runs next, which goes back to pending (released) as it may have started.
@@ -379,14 +391,6 @@ class Pool:
         if reply.get("next_refused"):
             self._refused_follow_up(job, str(reply["next_refused"]))
         return result
-
-    def _result_of(self, job: Job, reply: dict[str, Any], running_s: float) -> AttemptResult:
-        duration = float(reply.get("s", running_s))
-        if reply["ok"]:
-            follow_up = follow_up_from_next(reply.get("next"), job.target)
-            return AttemptResult(job, Ending.COMPLETED, duration, reply.get("result"), follow_up=follow_up)
-        ending = Ending.REFUSED if reply.get("refused") else Ending.FAILED
-        return AttemptResult(job, ending, duration, error=error_from_json(reply["error"]))
 
     def _refused_follow_up(self, job: Job, reason: str) -> None:
         """next_job() raised or returned what enqueue refuses: the job completed (its body ran, once); only the

@@ -40,14 +40,15 @@ class LeaseClock:
         self._asked_at: dict[str, float] = {}  # claim token -> when the claim was asked for
         self._renewal: Renewal | None = None  # the heartbeat's latest (one assignment: no lock needed)
         self._applied: Renewal | None = None
+        self._lost: list[int] = []  # held jobs a renewal found taken back, not yet reported by take_lost()
 
-    def asking(self, token: str) -> None:
-        self._asked_at[token] = self._clock()
+    def asking(self, token: str, now: float | None = None) -> None:
+        self._asked_at[token] = self._clock() if now is None else now
         while len(self._asked_at) > _ASKED_KEPT:
             del self._asked_at[next(iter(self._asked_at))]
 
-    def claimed(self, jobs: list[Job]) -> None:
-        now = self._clock()
+    def claimed(self, jobs: list[Job], now: float | None = None) -> None:
+        now = self._clock() if now is None else now
         for job in jobs:
             token = job.lease.token if job.lease else ""
             self._good_at[job.id] = self._asked_at.get(token, now)
@@ -58,11 +59,17 @@ class LeaseClock:
     def forget(self, job_id: int) -> None:
         self._good_at.pop(job_id, None)
 
-    def lapsed(self, jobs: list[Job]) -> list[Job]:
-        """Those of `jobs` whose lease may have lapsed."""
+    def lapsed(self, jobs: list[Job], now: float | None = None) -> list[Job]:
+        """Those of `jobs` whose lease may have lapsed (by `now`, a reading of the clock)."""
         self._apply_renewal()
-        too_old = self._clock() - self._lease_s
+        too_old = (self._clock() if now is None else now) - self._lease_s
         return [job for job in jobs if self._good_at.get(job.id, float("inf")) <= too_old]
+
+    def take_lost(self) -> list[int]:
+        """The held jobs a renewal found no longer this worker's (rescued elsewhere) since the last call."""
+        self._apply_renewal()
+        lost, self._lost = self._lost, []
+        return lost
 
     def start_by(self, jobs: list[Job]) -> float | None:
         """The moment after which none of `jobs` is to start (the earliest of their leases may lapse then)."""
@@ -79,4 +86,8 @@ class LeaseClock:
             if good_at is None or good_at > renewal.sent_at:
                 continue  # finished since, or claimed again after the renewal was sent: news of another lease
             # a held job the renewal didn't find is no longer this worker's: its lease is gone
-            self._good_at[job_id] = renewal.sent_at if job_id in renewal.renewed else float("-inf")
+            if job_id in renewal.renewed:
+                self._good_at[job_id] = renewal.sent_at
+            elif good_at != float("-inf"):
+                self._good_at[job_id] = float("-inf")
+                self._lost.append(job_id)

@@ -1,12 +1,15 @@
 """The worker: claim -> execute -> record, in batches, under heartbeat-renewed leases.
 
 One parent process supervises a pool of child processes (executor.Pool). The parent claims due jobs in
-batches sized to free capacity and keeps them in a local buffer, hands them to children (one at a time for
-slow jobs, a few milliseconds' worth for quick ones), and records the outcomes. While jobs flow, the claims and
-the writes of outcomes run on a thread of their own (link.StoreLink), so the children never wait on a round
-trip; outcomes that end meanwhile share the next write. An idle worker claims in its own thread: the quickest
-pickup. Every job it holds is leased; a thread
-renews the leases, so a busy job is never taken for a dead one, and every write is fenced by the lease token.
+batches sized to free capacity (sizing.py) and keeps them in a local buffer, hands them to children (one at a
+time for slow jobs, a few milliseconds' worth for quick ones), and records the outcomes (recording.py). While
+jobs flow, the claims and the writes of outcomes run on a thread of their own (link.StoreLink), so the children
+never wait on a round trip; outcomes that end meanwhile share the next write. An idle worker claims in its own
+thread: the quickest pickup. Every job it holds is leased; a thread renews the leases, so a busy job is never
+taken for a dead one, and every write is fenced by the lease token.
+
+The loop is a repetition of one step, run_once(now): its duties on a clock (rescue, cancel checks, lease-lapse
+checks, the heartbeat's news) go by `now`, so a test steps time instead of sleeping.
 """
 
 from __future__ import annotations
@@ -18,31 +21,28 @@ import time
 from collections import deque
 from dataclasses import InitVar, dataclass, field
 
-from errands.clock import utc_now
 from errands.errors import StoreError
 from errands.jobs import Job, JobState
 from errands.logs import JobLog
 from errands.settings import Settings
-from errands.store.base import Finished, Listener, Outcome, Store, WorkerInfo
+from errands.store.base import Listener, Store, WorkerInfo
 from errands.worker.executor import AttemptResult, Ending, Pool
 from errands.worker.heartbeat import Heartbeat
 from errands.worker.identity import claim_for, new_owner, new_token
 from errands.worker.leases import LeaseClock
 from errands.worker.link import StoreLink, pause_after
 from errands.worker.orphans import rescue
-from errands.worker.outcomes import outcome_for
+from errands.worker.recording import Recorder
+from errands.worker.sizing import Sizing
 
 CANCEL_CHECK_S = 1.0
-PREFETCH_HORIZON_S = 0.05
-MAX_PREFETCH = 800
-CHILD_HORIZON_S = 0.02  # how much work (at the measured job duration) a child may have queued
-MAX_CHILD_DEPTH = 400
 BURST_CONFIRMATIONS = 3  # empty claims in a row before a burst worker takes pending jobs for not due
 BURST_RECHECK_S = 0.25  # at least this long between those claims
 # Without a listener (MariaDB) an idle worker polls: soon after finding jobs (more tend to follow), then
 # BUSY_POLL_S longer after each empty claim, up to poll_interval. (Doubling measured worse: a 60 ms gap in a
 # stream of 1,000 jobs/s grew the wait to 160 ms and held the next jobs ~300 ms.)
 BUSY_POLL_S = 0.02
+WORKER_FAILED = 6  # run()'s exit code when the worker could not do its work (the CLI's for database errors)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,6 @@ class Worker:
     stopping: bool = False
     forced: bool = False
     buffer: deque[Job] = field(default_factory=deque)
-    held: dict[int, Job] = field(default_factory=dict)  # claimed and not yet recorded: buffered or running
 
     started_pool: InitVar[Pool | None] = None  # children the caller started early (they import meanwhile)
 
@@ -73,44 +72,61 @@ class Worker:
             self.options.concurrency, self.settings.allowed_jobs, self.settings.max_jobs_per_child
         )
         self.pool.log = self.pool.log or self.log  # what a child gets wrong goes to the error log
-        self.policy = self.settings.retry_policy()
+        self.sizing = Sizing(self.options.concurrency, self.options.prefetch)
+        self._leases = LeaseClock(self.settings.lease_timeout)
+        self.recorder = Recorder(self.store, self.settings, self.log, self._leases)
         self._cancel_now = threading.Event()
         self._next_cancel_check = 0.0
-        self._avg_job_s = 1.0  # until measured, assume slow jobs: claim no more than the children can start
         self._next_rescue = 0.0
-        self._unrecorded: list[Outcome] = []  # decided and logged, not yet written (the write failed)
         self._store_failures = 0
         self._empty_claims = 0  # burst: claims in a row that found nothing while jobs were pending
         self._pool_closed = False  # its wake-up pipe is closed: its descriptors may belong to others now
         self._listener: Listener | None = None
         self._heartbeat: Heartbeat | None = None
-        self._link: StoreLink | None = None  # None before start() and once shutdown() closed it
-        self._leases = LeaseClock(self.settings.lease_timeout)
         self._poll_s = self.settings.poll_interval  # the idle wait before the next claim, where nothing wakes us
+        self._could_not_start = False
+
+    @property
+    def held(self) -> dict[int, Job]:
+        """Claimed and not yet recorded: buffered or running."""
+        return self.recorder.held
+
+    @property
+    def _link(self) -> StoreLink | None:  # None before start() and once shutdown() closed it
+        return self.recorder.link
 
     # life cycle ----------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Until stopped (or, with burst, until nothing is due); returns the exit code."""
-        self.start()
+        """Until stopped (or, with burst, until nothing is due). Returns the exit code: 0 once drained or stopped,
+        whatever the jobs' outcomes; WORKER_FAILED when the worker could not do its work (its database
+        unreachable at start, outcomes it could not write before it stopped)."""
         try:
-            while True:
-                try:
-                    progress = self.run_once()
-                    self._store_failures = 0
-                    if progress:
-                        self._empty_claims = 0
-                    done = self.options.burst and not self.held and not progress and self._settled() and self._drained()
-                except StoreError as exc:  # a deadlock, a dropped connection: transient, the loop goes on
-                    self._store_failed(exc)
-                    done = False
-                if done or self.stopping:
-                    break
+            self.start()
+            self._loop()
+        except StoreError as exc:  # from start(): the loop rides out a failing database
+            self.log.error(None, f"Worker {self.id} could not start: {exc}")
+            self._could_not_start = True
         finally:
             self.shutdown()
-        return 0
+        return WORKER_FAILED if self._could_not_start or self.recorder.failed else 0
 
-    def start(self) -> None:
+    def _loop(self) -> None:
+        while True:
+            try:
+                progress = self.run_once()
+                self._store_failures = 0
+                if progress:
+                    self._empty_claims = 0
+                done = self.options.burst and not self.held and not progress and self._settled() and self._drained()
+            except StoreError as exc:  # a deadlock, a dropped connection: transient, the loop goes on
+                self._store_failed(exc)
+                done = False
+            if done or self.stopping:
+                return
+
+    def start(self, heartbeat: bool = True) -> None:
+        """Children, registration, listener, link; and the heartbeat's thread, unless a test beats by hand."""
         self.log.hold()  # the loop writes its log lines once per step, not once per line
         self.pool.start()
         now = self.store.now()
@@ -119,8 +135,9 @@ class Worker:
         )
         self.store.worker_register(info)
         self._listener = self.store.listen(self._on_notification, lambda problem: self.log.error(None, problem))
-        self._heartbeat = Heartbeat(self.settings.heartbeat_s, self._beat, self._beat_failed).start()
-        self._link = StoreLink(self.store, self._wake, self.settings.poll_interval)
+        if heartbeat:
+            self._heartbeat = Heartbeat(self.settings.heartbeat_s, self.beat, self._beat_failed).start()
+        self.recorder.link = StoreLink(self.store, self._wake, self.settings.poll_interval)
         self.log.info(
             None,
             f"Worker {self.id} started: queues={','.join(self.options.queues) or '*'} "
@@ -141,61 +158,69 @@ class Worker:
         deadline = time.monotonic() + (self.settings.grace if self.options.grace_s is None else self.options.grace_s)
         self._release_unstarted()
         while self.pool.busy() and time.monotonic() < deadline and not self.forced:
-            self._record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
+            self.recorder.record(self.pool.wait(min(0.5, max(0.0, deadline - time.monotonic()))))
             self._release_unstarted()
-        self._record(self.pool.stop(release_running=True))
-        self._close_link()
-        self._release_unstarted()
+        self.recorder.record(self.pool.stop(release_running=True))
+        try:
+            self._close_link()
+            self._release_unstarted()
+        except StoreError as exc:
+            self.recorder.unwritten(self.id, exc)
         if self._listener:  # before the pool closes: its thread wakes the pool
             self._listener.stop()
         self._pool_closed = True
         self.pool.close()
         if self._heartbeat:
             self._heartbeat.stop()
-        self.store.worker_deregister(self.id)
+        try:
+            self.store.worker_deregister(self.id)
+        except StoreError as exc:  # its row ages out: `errands workers` lists only live heartbeats
+            self.log.error(None, f"Worker {self.id}: could not deregister: {exc}")
         self.log.info(None, f"Worker {self.id} stopped")
         self.log.flush()
 
     def _release_unstarted(self) -> None:
         """Stopping: jobs claimed (a claim may still arrive) or handed back by children go back to pending."""
-        self._collect()
+        self._collect(time.monotonic())
         self.buffer.extend(self.pool.take_returned())
-        released, self.buffer = self._released(list(self.buffer)), deque()
-        self._record(released)
+        released, self.buffer = list(self.buffer), deque()
+        self.recorder.release(released)
 
     def _close_link(self) -> None:
         """Let the link finish its round trip; what it couldn't write is written here (or raises)."""
-        if self._link is None:
+        link = self._link
+        if link is None:
             return
-        left = self._link.close()
-        self._collect()
-        self._link = None
-        self._unrecorded[:0] = left
-        self._write_outcomes()
-
-    @staticmethod
-    def _released(jobs: list[Job]) -> list[AttemptResult]:
-        return [AttemptResult(job, Ending.RELEASED, 0.0) for job in jobs]
+        left = link.close()
+        self._collect(time.monotonic())
+        self.recorder.link = None
+        self.recorder.take_back(left)
+        self.recorder.write_unrecorded()
 
     # one step ------------------------------------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them.
+    def run_once(self, now: float | None = None) -> int:
+        """Rescue if due, claim to fill capacity, dispatch, wait for outcomes, record them. `now` (a reading of
+        time.monotonic(), or later: a test steps it) is the time the step's duties go by.
         Returns how many jobs it claimed plus how many attempts ended or were recorded (0: nothing happened)."""
-        progress = self._collect()
-        self._write_outcomes()  # any a failed write of this thread left behind
-        self._maybe_rescue()
-        progress += 0 if self.stopping else self._fill()
-        self._dispatch()
+        stepped = now is not None
+        now = now if now is not None else time.monotonic()
+        progress = self._collect(now)
+        self.recorder.write_unrecorded()  # any a failed write of this thread left behind
+        self._maybe_rescue(now)
+        progress += 0 if self.stopping else self._fill(now)
+        self._dispatch(now)
         idle = not self.held
         wait_s = self._poll_s if idle else CANCEL_CHECK_S
         if self.options.burst and idle:  # nothing to wait for: claim again, or find the queue drained
             wait_s = 0.0
-        ended = self.pool.wait(min(wait_s, self._until_next_duty()))
-        self._learn(ended)
-        self._dispatch()  # keep the children busy first
-        self._record(ended)
-        self._check_cancels()
+        ended = self.pool.wait(min(wait_s, self._until_next_duty(now)))
+        now = now if stepped else time.monotonic()  # the wait took time: the lapse check is by the clock again
+        self.sizing.learn(ended)
+        self._dispatch(now)  # keep the children busy first
+        self.recorder.record(ended)
+        self._check_cancels(now)
+        self._stop_lost()
         self.log.flush()
         return progress + len(ended)
 
@@ -203,118 +228,67 @@ class Worker:
         """No claim in flight and nothing from the link waiting to be taken in."""
         return self._link is None or self._link.settled
 
-    def _collect(self) -> int:
+    def _collect(self, now: float) -> int:
         """Take in what the link's thread got: claimed jobs, recorded outcomes, failures."""
         if self._link is None:
             return 0
         got = self._link.collect()
-        self._leases.claimed(got.claimed)
-        for job in got.claimed:
-            self.buffer.append(job)
-            self.held[job.id] = job
-        self._forget(got.finished)
+        self._take(got.claimed, now)
+        self.recorder.forget(got.finished)
         for exc, pause in got.errors:
             self.log.error(None, f"Worker {self.id}: {exc} (again in {pause:.1f}s)")
         return len(got.claimed) + len(got.finished)
 
-    def _learn(self, ended: list[AttemptResult]) -> None:
-        """Track how long jobs take, to size the prefetch and the children's batches."""
-        for result in ended:
-            self._avg_job_s = 0.9 * self._avg_job_s + 0.1 * result.duration_s
+    def _take(self, claimed: list[Job], now: float) -> None:
+        self._leases.claimed(claimed, now)
+        self.buffer.extend(claimed)
+        self.recorder.hold(claimed)
 
-    def _prefetch(self) -> int:
-        """Jobs to claim ahead of free children: about PREFETCH_HORIZON_S of work, so quick jobs are claimed in
-        batches of up to MAX_PREFETCH while slow ones aren't hoarded away from other workers."""
-        if self.options.prefetch is not None:
-            return self.options.prefetch
-        per_child = PREFETCH_HORIZON_S / max(self._avg_job_s, 1e-6)
-        return max(self.options.concurrency, min(MAX_PREFETCH, int(per_child * self.options.concurrency)))
-
-    def _depth(self) -> int:
-        """Jobs handed to each child at once: one for slow jobs, CHILD_HORIZON_S of work for quick ones."""
-        return max(1, min(MAX_CHILD_DEPTH, int(CHILD_HORIZON_S / max(self._avg_job_s, 1e-6))))
-
-    def _fill(self) -> int:
+    def _fill(self, now: float) -> int:
         """Claim up to capacity when the buffer runs low: in the link's thread while jobs are held (the
         children keep running meanwhile), here when idle. Returns how many jobs were claimed here."""
         if self._link is not None and self._link.claiming:
             return 0
-        capacity = self.options.concurrency * self._depth() + self._prefetch()
+        capacity = self.sizing.capacity()
         have = self.pool.busy() + len(self.buffer)
         if have > capacity // 2:
             return 0  # claim again once half of it is done: fewer, larger claims
         want = capacity - have
         claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues)
-        self._leases.asking(claim.token)
+        self._leases.asking(claim.token, now)
         if self.held and self._link is not None:
             self._link.claim(claim, want)
             return 0
         jobs = self.store.jobs_claim(claim, want)
-        self._leases.claimed(jobs)
+        self._take(jobs, now)
         if self._listener is None:
             self._poll_s = BUSY_POLL_S if jobs else min(self._poll_s + BUSY_POLL_S, self.settings.poll_interval)
-        for job in jobs:
-            self.buffer.append(job)
-            self.held[job.id] = job
         return len(jobs)
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, now: float) -> None:
         returned = self.pool.take_returned()  # handed to a child that didn't start them: first in line again
         self.buffer.extendleft(reversed(returned))
-        depth = self._depth()
+        depth = self.sizing.depth()
         room = min(self.pool.room(depth), len(self.buffer))
         if room <= 0:
             return
-        batch = self._unlapsed([self.buffer.popleft() for _ in range(room)])
+        batch = self._unlapsed([self.buffer.popleft() for _ in range(room)], now)
         timed = [(job, job.timeout_s or self.settings.timeout) for job in batch]
         unplaced = self.pool.assign(timed, depth, self._leases.start_by(batch))
         self.buffer.extendleft(reversed(unplaced))
         for job in batch[: len(batch) - len(unplaced)]:
             self.log.executing(job)
 
-    def _unlapsed(self, batch: list[Job]) -> list[Job]:
+    def _unlapsed(self, batch: list[Job], now: float) -> list[Job]:
         """The jobs of `batch` that may start; those whose lease may have lapsed are released (leases.py)."""
-        lapsed = self._leases.lapsed(batch)
+        lapsed = self._leases.lapsed(batch, now)
         if not lapsed:
             return batch
         for job in lapsed:
             self.log.error(job, f"Job {job.id}: its lease may have lapsed before it started (the worker fell behind)")
-        self._record(self._released(lapsed))
+        self.recorder.release(lapsed)
         gone = {job.id for job in lapsed}
         return [job for job in batch if job.id not in gone]
-
-    def _record(self, results: list[AttemptResult]) -> None:
-        """Decide and log each outcome, then write them: through the link while it runs, else here."""
-        if not results:
-            return
-        now = utc_now()  # only for the policy's arithmetic: the store dates the retry by the database's clock
-        outcomes = [outcome_for(r, self.settings, self.policy, self.log, now) for r in results]
-        if self._link is not None:
-            self._link.write(outcomes)
-            return
-        self._unrecorded.extend(outcomes)
-        self._write_outcomes()
-
-    def _write_outcomes(self) -> None:
-        """Write the decided outcomes; if the write fails they stay, for the next step to write (the jobs stay
-        held meanwhile, their leases renewed)."""
-        if not self._unrecorded:
-            return
-        finished = self.store.jobs_finish(self._unrecorded)
-        written, self._unrecorded = self._unrecorded, []
-        self._forget(list(zip(written, finished, strict=True)))
-
-    def _forget(self, finished: list[tuple[Outcome, Finished]]) -> None:
-        """Recorded jobs are no longer held; one whose lease was lost is logged. Only the attempt the outcome
-        was for: a retry may have been claimed again already (by the claimer, before this news came in)."""
-        for outcome, done in finished:
-            job = self.held.get(done.job_id)
-            if job is None or job.lease is None or job.lease.token != outcome.token:
-                continue
-            del self.held[done.job_id]
-            self._leases.forget(done.job_id)
-            if not done.recorded:
-                self.log.error(job, f"Job {job.id}: lease lost before its outcome was recorded", job.attempts)
 
     def _drained(self) -> bool:
         """Burst: whether nothing is left to do. A claim skips rows other transactions have locked (SKIP
@@ -325,9 +299,7 @@ class Worker:
         self._empty_claims += 1
         if self._empty_claims >= BURST_CONFIRMATIONS:
             return True
-        ended = self.pool.wait(max(self.settings.poll_interval, BURST_RECHECK_S))
-        self._learn(ended)
-        self._record(ended)
+        self._supervise(max(self.settings.poll_interval, BURST_RECHECK_S))
         return False
 
     def _store_failed(self, exc: StoreError) -> None:
@@ -336,33 +308,47 @@ class Worker:
         pause = pause_after(self._store_failures, self.settings.poll_interval)
         self.log.error(None, f"Worker {self.id}: {exc} (again in {pause:.1f}s)")
         self.log.flush()
-        ended = self.pool.wait(pause)
-        self._learn(ended)
-        self._record(ended)
+        self._supervise(pause)
+
+    def _supervise(self, wait_s: float) -> None:
+        """Wait, recording what ends meanwhile."""
+        ended = self.pool.wait(wait_s)
+        self.sizing.learn(ended)
+        self.recorder.record(ended)
 
     # duties on a clock ---------------------------------------------------------------------------------
 
-    def _until_next_duty(self) -> float:
-        now = time.monotonic()
+    def _until_next_duty(self, now: float) -> float:
         return max(0.0, min(self._next_rescue, self._next_cancel_check if self.held else float("inf")) - now)
 
-    def _maybe_rescue(self) -> None:
-        if time.monotonic() >= self._next_rescue:
-            self._next_rescue = time.monotonic() + self.settings.rescue_interval
+    def _maybe_rescue(self, now: float) -> None:
+        if now >= self._next_rescue:
+            self._next_rescue = now + self.settings.rescue_interval
             rescue(self.store, self.settings, self.log, self.id)
 
-    def _check_cancels(self) -> None:
-        if not self.held or (time.monotonic() < self._next_cancel_check and not self._cancel_now.is_set()):
+    def _check_cancels(self, now: float) -> None:
+        if not self.held or (now < self._next_cancel_check and not self._cancel_now.is_set()):
             return
         self._cancel_now.clear()
-        self._next_cancel_check = time.monotonic() + CANCEL_CHECK_S
+        self._next_cancel_check = now + CANCEL_CHECK_S
         for job_id in self.store.jobs_cancel_requested(list(self.held)):
             buffered = next((job for job in self.buffer if job.id == job_id), None)
             if buffered is not None:
                 self.buffer.remove(buffered)
-                self._record([AttemptResult(buffered, Ending.CANCELLED, 0.0)])
+                self.recorder.record([AttemptResult(buffered, Ending.CANCELLED, 0.0)])
             else:
                 self.pool.cancel(job_id)
+
+    def _stop_lost(self) -> None:
+        """A renewal found held jobs taken back (rescued elsewhere): another worker may run them now, so those in
+        a child are stopped rather than run to their end. (Buffered ones are released unstarted: _unlapsed.)"""
+        for job_id in self._leases.take_lost():
+            job = self.held.get(job_id)
+            if job is None or job.lease is None or not self.pool.cancel(job_id):
+                continue
+            self.recorder.lost_lease(job)
+            message = f"Job {job_id}: its lease was lost (taken back by a rescuer): stopping it"
+            self.log.error(job, message, job.attempts)
 
     # threads -------------------------------------------------------------------------------------------
 
@@ -377,9 +363,11 @@ class Worker:
         if not self._pool_closed:
             self.pool.wake()
 
-    def _beat(self) -> None:
+    def beat(self, now: float | None = None) -> None:
+        """Renew the held jobs' leases (the heartbeat's thread, or a test by hand): the loop hears which were
+        renewed (good for another lease from `now`, when the renewal was sent) and which were lost."""
         held = {job.id: job.lease.token for job in list(self.held.values()) if job.lease}
-        sent_at = time.monotonic()
+        sent_at = time.monotonic() if now is None else now
         renewed = self.store.leases_renew(self.id, held, self.settings.lease_timeout)
         self._leases.renewed(sent_at, set(held), renewed)
         self.store.worker_heartbeat(self.id)

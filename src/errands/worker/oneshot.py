@@ -92,7 +92,7 @@ class OneShot:
                 self._interrupted(pool, job)
                 raise
             now = self.store.now()  # the reservation's expiry is on the database's clock
-            outcome = outcome_for(result, self.settings, self.policy, self.log, now, lease_until(self.claim, now))
+            outcome = outcome_for(result, self.settings, self.policy, self.log, lease_until(self.claim, now))
             [done] = self.store.jobs_finish([outcome])
             if not done.recorded:
                 self.log.error(job, f"Job {job.id}: lease lost, outcome not recorded", job.attempts)
@@ -106,7 +106,7 @@ class OneShot:
         ended: list[AttemptResult] = []
         while not ended:
             ended = pool.wait(CANCEL_CHECK_S)
-        outcome = outcome_for(ended[0], self.settings, self.policy, self.log, self.store.now())
+        outcome = outcome_for(ended[0], self.settings, self.policy, self.log)
         self.store.jobs_finish([outcome])
 
     def _claim_when_due(self, job_id: int) -> Job | None:

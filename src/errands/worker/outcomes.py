@@ -1,34 +1,121 @@
-"""From what a child reported to what the store records and the logs say: one place for both runners."""
+"""From how an attempt ended to what the store records (decide), and what the logs say of it (log_outcome): one
+place for both runners. Deciding is pure; logging reads the decision, and decides nothing.
+
+The vocabulary: the pool reports an AttemptResult, its Ending what the pool saw (refused by the allow-list, the
+child crashed...); decide() turns it into an Outcome, the store's write, whose AttemptOutcome is what the
+attempt row keeps; the store answers each with a Finished. The budgets' rules are retry.py's.
+"""
 
 from __future__ import annotations
-
-from datetime import datetime
-from typing import Any
 
 from errands.errors import TargetNotAllowed
 from errands.jobs import AttemptOutcome, ErrorInfo, FollowUp, Job, JobState, Lease, NewJob
 from errands.logs import JobLog
-from errands.retry import RetryPolicy
+from errands.retry import RetryPolicy, crash_budget_spent
 from errands.settings import Settings
 from errands.store.base import Outcome
 from errands.targets import check_allowed
 from errands.worker.executor import AttemptResult, Ending
 
+# what the attempt row records for each way an attempt ends
+_RECORDED = {
+    Ending.COMPLETED: AttemptOutcome.COMPLETED,
+    Ending.FAILED: AttemptOutcome.FAILED,
+    Ending.REFUSED: AttemptOutcome.FAILED,
+    Ending.TIMED_OUT: AttemptOutcome.TIMED_OUT,
+    Ending.CANCELLED: AttemptOutcome.CANCELLED,
+    Ending.CRASHED: AttemptOutcome.LOST,
+    Ending.RELEASED: AttemptOutcome.RELEASED,
+}
+_HOW = {Ending.CRASHED: "lost", Ending.TIMED_OUT: "timed out"}  # how attempt_failed words it; else "failed"
 
-def follow_ups_for(job: Job, result: AttemptResult, settings: Settings, log: JobLog) -> tuple[NewJob, ...]:
-    """next_job()'s follow-up, then the head of the job's `then` chain (carrying the rest of the chain);
-    each checked against the allow-list, a refused one logged and dropped."""
+
+def outcome_for(
+    result: AttemptResult, settings: Settings, policy: RetryPolicy, log: JobLog, reserve: Lease | None = None
+) -> Outcome:
+    """Decide where the job goes next, log the step, and return what to record."""
+    outcome = decide(result, settings, policy, reserve)
+    log_outcome(log, result, outcome, settings)
+    return outcome
+
+
+def decide(result: AttemptResult, settings: Settings, policy: RetryPolicy, reserve: Lease | None = None) -> Outcome:
+    """What to record for the attempt. `reserve` keeps a job that goes back to pending (and its follow-ups) for
+    that lease's owner (run-job)."""
+    job, ending = result.job, result.ending
+    token = job.lease.token if job.lease else ""
+    recorded = _RECORDED[ending]
+    if ending is Ending.COMPLETED:
+        follow_ups, _ = screen_follow_ups(job, result, settings)
+        completed, value = JobState.COMPLETED, result.result
+        return Outcome(job.id, token, job.attempts, recorded, completed, value, follow_ups=follow_ups, reserve=reserve)
+    if ending is Ending.CANCELLED:
+        return Outcome(job.id, token, job.attempts, recorded, JobState.CANCELLED)
+    if ending is Ending.RELEASED:
+        return Outcome(job.id, token, job.attempts, recorded, JobState.PENDING, reserve=reserve)
+    error = error_of(result)
+    if ending is Ending.REFUSED:
+        return Outcome(job.id, token, job.attempts, recorded, JobState.FAILED, error=error)
+    if ending is Ending.CRASHED:
+        if crash_budget_spent(job, settings.crash_budget):
+            lost = ErrorInfo("WorkerLost", f"worker lost: {error.message}")
+            return Outcome(job.id, token, job.attempts, recorded, JobState.FAILED, error=lost)
+        return Outcome(job.id, token, job.attempts, recorded, JobState.PENDING, error=error, reserve=reserve)
+    delay_s = policy.retry_in(job, error)
+    if delay_s is None:
+        return Outcome(job.id, token, job.attempts, recorded, JobState.FAILED, error=error)
+    return Outcome(
+        job.id, token, job.attempts, recorded, JobState.PENDING, error=error, retry_in_s=delay_s, reserve=reserve
+    )
+
+
+def log_outcome(log: JobLog, result: AttemptResult, outcome: Outcome, settings: Settings) -> None:
+    """The log lines of a decided outcome."""
+    job, ending = result.job, result.ending
+    if ending is Ending.COMPLETED:
+        log.completed(job, result.duration_s)
+        if result.follow_up is not None or job.then:
+            for step, reason in screen_follow_ups(job, result, settings)[1]:
+                log.refused(step.target, step.method, f"follow-up of job {job.id}: {reason}", job)
+        return
+    if ending is Ending.CANCELLED:
+        log.cancelled(job)
+        return
+    if ending is Ending.RELEASED:
+        log.info(job, f"Job {job.id} released: back to pending", job.attempts)
+        return
+    error = error_of(result)
+    if ending is Ending.REFUSED:
+        log.refused(job.target, job.method, error.message, job)
+    else:
+        log.attempt_failed(job, error, _HOW.get(ending, "failed"))
+    if outcome.next_state is JobState.PENDING:
+        log.retrying(job, outcome.retry_in_s or 0.0)
+    else:
+        log.failed(job, outcome.error or error)
+
+
+def error_of(result: AttemptResult) -> ErrorInfo:
+    return result.error or ErrorInfo("Error", "unknown failure")
+
+
+def screen_follow_ups(
+    job: Job, result: AttemptResult, settings: Settings
+) -> tuple[tuple[NewJob, ...], list[tuple[FollowUp, str]]]:
+    """next_job()'s follow-up, then the head of the job's `then` chain (carrying the rest of the chain), each
+    checked against the allow-list: those to insert, and those refused (with the reason)."""
     steps: list[tuple[FollowUp, tuple[FollowUp, ...]]] = []
     if result.follow_up is not None:
         steps.append((result.follow_up, ()))
     if job.then:
         steps.append((job.then[0], job.then[1:]))
-    news = []
+    news: list[NewJob] = []
+    refused: list[tuple[FollowUp, str]] = []
     for step, rest in steps:
         try:
             check_allowed(step.target, step.method, settings.allowed_jobs)
         except TargetNotAllowed as refusal:
-            log.refused(step.target, step.method, f"follow-up of job {job.id}: {refusal.reason}", job)
+            refused.append((step, refusal.reason))
             continue
         news.append(
             NewJob(
@@ -44,73 +131,4 @@ def follow_ups_for(job: Job, result: AttemptResult, settings: Settings, log: Job
                 then=rest,
             )
         )
-    return tuple(news)
-
-
-def outcome_for(
-    result: AttemptResult,
-    settings: Settings,
-    policy: RetryPolicy,
-    log: JobLog,
-    now: datetime,
-    reserve: Lease | None = None,
-) -> Outcome:
-    """Decide where the job goes next, log the step, and return what to record."""
-    job = result.job
-    base: dict[str, Any] = {
-        "job_id": job.id,
-        "token": job.lease.token if job.lease else "",
-        "attempt": job.attempts,
-    }
-    if result.ending is Ending.COMPLETED:
-        log.completed(job, result.duration_s)
-        follow_ups = follow_ups_for(job, result, settings, log)
-        return Outcome(
-            **base,
-            outcome=AttemptOutcome.COMPLETED,
-            next_state=JobState.COMPLETED,
-            result=result.result,
-            follow_ups=follow_ups,
-            reserve=reserve,
-        )
-    if result.ending is Ending.CANCELLED:
-        log.cancelled(job)
-        return Outcome(**base, outcome=AttemptOutcome.CANCELLED, next_state=JobState.CANCELLED)
-    if result.ending is Ending.RELEASED:
-        log.info(job, f"Job {job.id} released: back to pending", job.attempts)
-        return Outcome(**base, outcome=AttemptOutcome.RELEASED, next_state=JobState.PENDING, reserve=reserve)
-    error = result.error or ErrorInfo("Error", "unknown failure")
-    if result.ending is Ending.REFUSED:
-        log.refused(job.target, job.method, error.message, job)
-        log.failed(job, error)
-        return Outcome(**base, outcome=AttemptOutcome.FAILED, next_state=JobState.FAILED, error=error)
-    if result.ending is Ending.CRASHED:
-        return _crashed(base, job, error, settings, log, reserve)
-    attempt_outcome = AttemptOutcome.TIMED_OUT if result.ending is Ending.TIMED_OUT else AttemptOutcome.FAILED
-    log.attempt_failed(job, error, "timed out" if result.ending is Ending.TIMED_OUT else "failed")
-    decision = policy.decide(job, error, now)
-    if decision.retry:
-        log.retrying(job, decision.delay_s)
-        return Outcome(
-            **base,
-            outcome=attempt_outcome,
-            next_state=JobState.PENDING,
-            error=error,
-            retry_in_s=decision.delay_s,
-            reserve=reserve,
-        )
-    log.failed(job, error)
-    return Outcome(**base, outcome=attempt_outcome, next_state=JobState.FAILED, error=error)
-
-
-def _crashed(
-    base: dict[str, Any], job: Job, error: ErrorInfo, settings: Settings, log: JobLog, reserve: Lease | None
-) -> Outcome:
-    """The job took its process down: a lost attempt, contained by the crash budget."""
-    log.attempt_failed(job, error, "lost")
-    if job.lost_attempts + 1 >= settings.crash_budget:
-        lost = ErrorInfo("WorkerLost", f"worker lost: {error.message}")
-        log.failed(job, lost)
-        return Outcome(**base, outcome=AttemptOutcome.LOST, next_state=JobState.FAILED, error=lost)
-    log.retrying(job, 0.0)
-    return Outcome(**base, outcome=AttemptOutcome.LOST, next_state=JobState.PENDING, error=error, reserve=reserve)
+    return tuple(news), refused
