@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -28,11 +29,17 @@ def normalize_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except Exception:
-        raise ConfigError("database_url", f"not a database URL: {raw!r}") from None
+        raise ConfigError("database_url", f"not a database URL: {_masked(raw)!r}") from None
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise ConfigError("database_url", f"unsupported database {url.drivername!r} (sqlite, postgresql, mysql)")
     return url.set(drivername=driver)
+
+
+def _masked(raw: str) -> str:
+    """A URL SQLAlchemy can't parse can't hide its own password: mask whatever sits between `user:` and the
+    last `@` (a password may hold an `@` itself)."""
+    return re.sub(r"(://[^:/@?#]*):.*@", r"\1:***@", raw, flags=re.DOTALL)
 
 
 def create(raw_url: str) -> Engine:
