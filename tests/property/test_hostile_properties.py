@@ -128,6 +128,38 @@ def expected_args(params: str | None, args_json: str | None) -> list[Any]:
 # the CLI's arguments ------------------------------------------------------------------------------------
 
 
+REPORTED: list[tuple[tuple[str, ...], int]] = [  # issue 10's inputs, each once exit 70 or a database error
+    (("enqueue", SAMPLE, "process", "--at", "0001-01-01T00:00:00+05:00"), 2),
+    (("enqueue", SAMPLE, "process", "--at", "9999-12-31T23:59:59-05:00"), 2),
+    (("enqueue", SAMPLE, "process", "--args-json", f"[{'9' * 5000}]"), 2),
+    (("enqueue", SAMPLE, "process", "--args-json", "[" * 5000 + "]" * 5000), 2),
+    (("enqueue", SAMPLE, "process", "--args-json", "[" * 101 + "]" * 101), 2),
+    (("enqueue", SAMPLE, "process", "--args-json", f"[{2**63}]"), 2),
+    (("enqueue", SAMPLE, "process", "--kwargs-json", f'{{"a": {-(2**63) - 1}}}'), 2),
+    (("enqueue", "examples.jobs." + "J" * 250, "process", "a,b"), 2),  # was stored on SQLite only
+    (("enqueue", SAMPLE, "p" * 101, "a,b"), 2),
+    (("enqueue", SAMPLE, "process", "a,b", "--queue", "\x00"), 2),
+    (("jobs", "list", "--queue", "\x00"), 2),  # was a driver error on PostgreSQL
+    (("worker", "--queue", "\x00"), 2),
+    (("worker", "--grace", "nan"), 2),
+    (("worker", "--prefetch", str(2**63)), 2),
+    (("prune", "--older-than", "inf"), 2),
+    (("prune", "--older-than", "1e300"), 2),
+    (("prune", "--older-than", "nan"), 2),
+    (("jobs", "show", str(2**63)), 3),
+    (("jobs", "cancel", str(2**63)), 3),
+    (("jobs", "retry", str(2**63)), 3),
+    (("jobs", "show", "0"), 3),
+]
+
+
+def test_the_reported_inputs_exit_2_or_3(project: Path, store: SqlStore) -> None:
+    for args, code in REPORTED:
+        result = invoke(*args)
+        assert result.exit_code == code, (args[:4], result.output)
+    assert job_ids(store) == []
+
+
 @HOSTILE
 @given(
     target=st.sampled_from([SAMPLE, ADD, "os:system", "examples.jobs.SampleJob.x"]) | texts,
