@@ -235,7 +235,7 @@ def _check_log_file(key: str, path: Path) -> None:
         if path.is_dir():
             raise ConfigError(key, f"{path} is a directory")
         if path.exists():
-            handle = os.open(path, os.O_WRONLY | os.O_APPEND)
+            handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)  # a FIFO with no reader: ENXIO
             try:
                 os.write(handle, b"")
             finally:
