@@ -392,3 +392,15 @@ def test_a_malformed_allow_list_entry_is_refused_at_load(tmp_path: Path, table: 
         load_settings()
     assert caught.value.key == "allowed_jobs"
     assert problem in caught.value.problem
+
+
+@pytest.mark.timeout(30)  # the check once blocked forever, opening the FIFO for a reader that never came
+def test_a_log_path_that_is_a_fifo_without_a_reader_is_refused_not_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo = tmp_path / "jobs.fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("ERRANDS_LOG_FILE", str(fifo))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.key == "log_file"
