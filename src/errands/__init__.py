@@ -117,7 +117,7 @@ def enqueue(
         at=at,
         timeout=timeout,
         max_attempts=max_attempts,
-        then=tuple(then),
+        then=then,  # as given: the client checks it (None or a non-iterable is InvalidInput, not TypeError)
         sensitive=sensitive,
     )
     return _default().enqueue(request)

@@ -1,11 +1,16 @@
 """The job log and the error log: plain lines, appended (O_APPEND) by every process that runs jobs.
 
-Each line: `<UTC time> <LEVEL> job=<id> attempt=<n> <message>`. Sensitive jobs show redacted arguments.
+Each line: `<UTC time> <LEVEL> job=<id> attempt=<n> <message>`. Sensitive jobs show redacted arguments. A line
+is cut at MAX_LINE characters (the database keeps the whole value).
+
+A log is a record of what happened, never a reason for it to fail: the paths are checked when the settings
+load, and a write that fails later (a full disk) is reported once on stderr and dropped.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -14,6 +19,8 @@ from typing import IO
 
 from errands.jobs import ErrorInfo, Job, NewJob
 
+MAX_LINE = 2000  # characters of one line's message: a 10 MB argument is not written whole into the log
+
 
 class JobLog:
     def __init__(self, log_file: Path, error_log_file: Path) -> None:
@@ -21,6 +28,7 @@ class JobLog:
         self._files: dict[Path, IO[str]] = {}
         self._lock = threading.Lock()
         self._held: dict[Path, list[str]] | None = None  # lines waiting for flush(), in hold mode
+        self._failed: set[Path] = set()  # paths whose failure was reported already
 
     def hold(self) -> None:
         """From now on lines wait for flush(): one write per file per step of a busy loop."""
@@ -52,12 +60,28 @@ class JobLog:
                 self._append(path, line)
 
     def _append(self, path: Path, text: str) -> None:
-        handle = self._files.get(path)
-        if handle is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self._files[path] = path.open("a", encoding="utf-8")
-        handle.write(text)
-        handle.flush()
+        try:
+            handle = self._files.get(path)
+            if handle is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # backslashreplace: a lone surrogate in a job's error must not stop the line
+                handle = self._files[path] = path.open("a", encoding="utf-8", errors="backslashreplace")
+            handle.write(text)
+            handle.flush()
+        except OSError as exc:
+            self._lost(path, exc)
+
+    def _lost(self, path: Path, exc: OSError) -> None:
+        """The job's outcome is recorded already: losing its log line must not turn it into a crash."""
+        handle = self._files.pop(path, None)
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass  # the buffered text it can't flush either
+        if path not in self._failed:
+            self._failed.add(path)
+            print(f"errands: cannot write the log {path}: {exc.strerror or exc}; its lines are lost", file=sys.stderr)
 
     def info(self, job: Job | None, message: str, attempt: int | None = None) -> None:
         self._write(self._paths[0], "INFO", job.id if job else None, attempt, message)
@@ -86,7 +110,8 @@ class JobLog:
         if kwargs:
             payload["kwargs"] = kwargs
         head = _head("INFO", job.id, job.attempts)  # two lines, one stamp: a busy worker writes many
-        text = f"{head} Executing job: {job.display_name} {json.dumps(payload)}\n{head} Job {job.id} status: running\n"
+        executing = _cut(f"Executing job: {job.display_name} {json.dumps(payload)}")
+        text = f"{head} {executing}\n{head} Job {job.id} status: running\n"
         self._emit(self._paths[0], text)
 
     def status(self, job: Job, status: str, attempt: int | None = None) -> None:
@@ -127,11 +152,17 @@ def _head(level: str, job_id: int | None, attempt: int | None) -> str:
 
 def _line(level: str, job_id: int | None, attempt: int | None, message: str) -> str:
     head = _head(level, job_id, attempt)
-    if "\n" not in message:
-        return f"{head} {message}\n"
-    first, *rest = message.splitlines()
+    first, *rest = message.splitlines() or [""]  # every line break a reader knows, \x85 and \u2028 too
+    if not rest:
+        return f"{head} {_cut(first)}\n"
     # a traceback's lines carry the job and attempt too, so grep finds all of an attempt's story
-    return f"{head} {first}\n" + "".join(f"{head} | {more}\n" for more in rest)
+    return f"{head} {_cut(first)}\n" + "".join(f"{head} | {_cut(more)}\n" for more in rest)
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_LINE:
+        return text
+    return f"{text[:MAX_LINE]}... (cut: {len(text)} characters)"
 
 
 _second: tuple[int, str] = (-1, "")

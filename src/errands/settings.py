@@ -7,15 +7,17 @@ directory, errands.toml (or the file ERRANDS_CONFIG names), then the defaults be
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -25,6 +27,22 @@ from errands.retry import Backoff, RetryPolicy
 DEFAULT_DATABASE_URL = "sqlite:///errands.db"
 DEFAULT_CONFIG_FILE = "errands.toml"
 CONFIG_ENV = "ERRANDS_CONFIG"
+DOTENV_FILE = ".env"
+
+# Every duration is bounded when the settings load: a value that passes here must never overflow later, when
+# the worker adds it to the clock (a retry at now + 1e12 s is past year 9999) or waits on it.
+MAX_DURATION_S = 365 * 86400.0
+MAX_ATTEMPTS = 1_000_000  # retry budgets: a manual retry adds one to max_attempts, a 32-bit column
+INT32 = 2**31 - 1  # priorities are 32-bit columns on every backend
+
+Seconds = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_DURATION_S)]
+PositiveSeconds = Annotated[float, Field(allow_inf_nan=False, gt=0, le=MAX_DURATION_S)]
+
+# the allow-list's spelling (errands.targets checks the same at enqueue): pkg.mod.Class or pkg.mod:function
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_CLASS_TARGET = re.compile(rf"{_DOTTED}\.[A-Za-z_][A-Za-z0-9_]*\Z")
+_FUNCTION_TARGET = re.compile(rf"{_DOTTED}:[A-Za-z][A-Za-z0-9_]*\Z")
+_METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 def _seed_alias(name: str) -> Any:
@@ -36,7 +54,8 @@ def _seed_alias(name: str) -> Any:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ERRANDS_",
-        env_file=".env",
+        env_file=DOTENV_FILE,
+        env_file_encoding="utf-8",
         extra="ignore",  # a .env file is shared with the application: its other keys are not ours
         populate_by_name=True,
         case_sensitive=False,
@@ -44,23 +63,23 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     allowed_jobs: dict[str, list[str]] = Field(default_factory=dict)
-    max_retries: int = Field(3, ge=1, validation_alias=_seed_alias("max_retries"))
-    retry_delay: float = Field(10.0, ge=0, validation_alias=_seed_alias("retry_delay"))
+    max_retries: int = Field(3, ge=1, le=MAX_ATTEMPTS, validation_alias=_seed_alias("max_retries"))
+    retry_delay: Seconds = Field(10.0, validation_alias=_seed_alias("retry_delay"))
     retry_backoff: Backoff = Backoff.FIXED
-    retry_max_delay: float = Field(3600.0, ge=0)
+    retry_max_delay: Seconds = 3600.0
     retry_jitter: bool = True
-    default_priority: int = Field(1, validation_alias=_seed_alias("default_priority"))
+    default_priority: int = Field(1, ge=-INT32 - 1, le=INT32, validation_alias=_seed_alias("default_priority"))
     exception_retries: dict[str, int] = Field(default_factory=dict)
-    timeout: float | None = Field(None, gt=0)
+    timeout: PositiveSeconds | None = None
     log_file: Path = Path("logs/background_jobs.log")
     error_log_file: Path = Path("logs/background_jobs_errors.log")
     # the worker and leases
-    lease_timeout: float = Field(30.0, gt=0)
-    heartbeat_interval: float | None = Field(None, gt=0)
-    rescue_interval: float = Field(10.0, gt=0)
-    crash_budget: int = Field(2, ge=1)
-    poll_interval: float = Field(1.0, gt=0, le=60)
-    grace: float = Field(30.0, ge=0)
+    lease_timeout: PositiveSeconds = 30.0
+    heartbeat_interval: PositiveSeconds | None = None
+    rescue_interval: PositiveSeconds = 10.0
+    crash_budget: int = Field(2, ge=1, le=MAX_ATTEMPTS)
+    poll_interval: float = Field(1.0, gt=0, le=60, allow_inf_nan=False)
+    grace: Seconds = 30.0
     max_jobs_per_child: int = Field(100_000, ge=1)  # a guard against leaky job code; a respawn costs ~0.2 s of CPU
     dispatch: Literal["spawn", "queue"] = "spawn"
 
@@ -68,8 +87,23 @@ class Settings(BaseSettings):
     @classmethod
     def _positive_attempts(cls, value: dict[str, int]) -> dict[str, int]:
         for name, attempts in value.items():
-            if attempts < 1:
-                raise ValueError(f"{name} must allow at least 1 attempt")
+            if not 1 <= attempts <= MAX_ATTEMPTS:
+                raise ValueError(f"{name} must allow 1 to {MAX_ATTEMPTS} attempts")
+        return value
+
+    @field_validator("allowed_jobs")
+    @classmethod
+    def _well_formed_allow_list(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        """A key that can never match (a typo, "os system") would refuse its jobs at enqueue, far from here."""
+        for target, methods in value.items():
+            if _FUNCTION_TARGET.match(target):
+                if methods:
+                    raise ValueError(f"{target!r} is a function target: its methods must be []")
+            elif not _CLASS_TARGET.match(target):
+                raise ValueError(f"{target!r} is not a target (pkg.mod.Class or pkg.mod:function)")
+            bad = [method for method in methods if not _METHOD.match(method)]
+            if bad:
+                raise ValueError(f"{bad[0]!r} of {target!r} is not a public method name")
         return value
 
     @classmethod
@@ -144,14 +178,19 @@ def config_path() -> Path:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the configuration; any problem becomes one ConfigError naming the key."""
+    """Read the configuration; any problem becomes one ConfigError naming the key (or the file)."""
     path = config_path()
     if os.environ.get(CONFIG_ENV) and not path.is_file():
         raise ConfigError(CONFIG_ENV, f"no config file at {path}")
+    for source in (path, Path(DOTENV_FILE)):
+        _check_text_file(source)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    except SettingsError as exc:  # a table given as a variable that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        raise ConfigError(field[1] if field else "settings", "not valid JSON (in the environment or .env)") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(part) for part in first["loc"]]
@@ -159,3 +198,38 @@ def load_settings(**overrides: Any) -> Settings:
             loc[0] = _FIELD_BY_ALIAS.get(loc[0].upper(), loc[0])
         key = ".".join(loc) or "settings"
         raise ConfigError(key, first["msg"]) from None
+    _check_log_file("log_file", settings.log_file)
+    _check_log_file("error_log_file", settings.error_log_file)
+    return settings
+
+
+def _check_text_file(path: Path) -> None:
+    """A config file that exists must be readable UTF-8 text (TOML and .env both are)."""
+    if not path.exists():
+        return
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read it: {exc.strerror or exc}") from None
+
+
+def _check_log_file(key: str, path: Path) -> None:
+    """Fail now, before anything is stored, rather than at the first log line after a job is recorded.
+    An existing file gets a write of nothing, which a full device (/dev/full) already refuses."""
+    try:
+        if path.is_dir():
+            raise ConfigError(key, f"{path} is a directory")
+        if path.exists():
+            handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)  # a FIFO with no reader: ENXIO
+            try:
+                os.write(handle, b"")
+            finally:
+                os.close(handle)
+            return
+        folder = next(parent for parent in path.absolute().parents if parent.exists())
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ConfigError(key, f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(key, f"cannot create {path}: {folder} is not a writable directory")

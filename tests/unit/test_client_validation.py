@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from errands.client import Client, JobRequest, _json_value
@@ -94,9 +95,9 @@ def test_enqueue_with_every_option(client: Client) -> None:
     job = client.get(client.enqueue(JobRequest("examples.jobs:add", "-", args=[1, 2])))
     assert (job.target, job.method, job.args) == ("examples.jobs:add", "", (1, 2))
 
-    # the largest values the columns hold
-    job = client.get(client.enqueue(sample(priority=2**31 - 1, max_attempts=2**31 - 1, queue="q" * 100)))
-    assert (job.priority, job.max_attempts, len(job.queue)) == (2**31 - 1, 2**31 - 1, 100)
+    # the largest values allowed: what the columns hold; max_attempts leaves room for the + 1 of a lost attempt
+    job = client.get(client.enqueue(sample(priority=2**31 - 1, max_attempts=1_000_000, queue="q" * 100)))
+    assert (job.priority, job.max_attempts, len(job.queue)) == (2**31 - 1, 1_000_000, 100)
     assert client.get(client.enqueue(sample(priority=-(2**31)))).priority == -(2**31)
 
 
@@ -181,6 +182,97 @@ def test_bad_input_raises_and_stores_nothing(client: Client) -> None:
         assert str(caught.value) and "\n" not in str(caught.value), name  # one clear line
         assert stored(client) == [], name
     assert "Job queued" not in read(client.settings.log_file)
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+SAMPLE = "examples.jobs.SampleJob"
+LONG_TARGET = "examples.jobs." + "J" * 242  # 256 characters
+LONG_METHOD = "p" * 101
+AT_PLUS_5 = timezone(timedelta(hours=5))
+# issue 10: each raised something else than InvalidInput (TypeError, OverflowError, a database error) or, for a
+# set, was accepted with its order undefined; or was stored on SQLite but not on the servers
+HOSTILE_REQUESTS: list[tuple[str, Any]] = [
+    ("at a str", sample(at="2030-01-01")),
+    ("at a date", sample(at=date(2030, 1, 1))),
+    ("at before year 1 in UTC", sample(at=datetime(1, 1, 1, tzinfo=AT_PLUS_5))),
+    ("at after year 9999 in UTC", sample(at=datetime(9999, 12, 31, 23, 59, tzinfo=timezone(-timedelta(hours=5))))),
+    ("at before year 1000 (MariaDB)", sample(at=datetime(999, 12, 31))),
+    ("queue an int", sample(queue=5)),
+    ("target None", JobRequest(None, "process")),  # type: ignore[arg-type]
+    ("method None", JobRequest(SAMPLE, None)),  # type: ignore[arg-type]
+    ("target over 255 characters", JobRequest(LONG_TARGET, "process")),  # allowed, and stored on SQLite only
+    ("method over 100 characters", JobRequest(SAMPLE, LONG_METHOD)),
+    ("then None", sample(then=None)),
+    ("then [5]", sample(then=[5])),
+    ("then a str", sample(then="ab")),
+    ("then target None", sample(then=[(None, "process")])),
+    ("then a huge int", sample(then=[(SAMPLE, "process", [10**30])])),
+    ("then over 64 KiB", sample(then=[(SAMPLE, "process", ["x" * 70_000])])),
+    ("args a 5,000-digit int", sample(args=[10**5000])),
+    ("args a 65-bit int", sample(args=[2**63])),
+    ("args a negative 65-bit int", sample(args=[-(2**63) - 1])),
+    ("args nested 101 deep", sample(args=nested(101))),
+    ("args nested 5,000 deep", sample(args=nested(5000))),
+    ("kwargs nested 101 deep", sample(kwargs={"a": nested(100)})),
+    ("args a set", sample(args={1, 2})),
+    ("args a frozenset", sample(args=frozenset({1}))),
+    ("args a lone surrogate", sample(args=["\udcff"])),
+    ("sensitive a str", sample(sensitive="no")),
+    ("sensitive None", sample(sensitive=None)),
+    ("max_attempts 2**31 - 1 (a lost attempt adds 1)", sample(max_attempts=2**31 - 1)),
+    ("timeout past a year", sample(timeout=1e12)),
+]
+
+
+def test_hostile_input_raises_invalid_input_and_stores_nothing(client: Client) -> None:
+    client.settings.allowed_jobs.update({LONG_TARGET: ["process"], SAMPLE: ["process", LONG_METHOD]})
+    for name, request in HOSTILE_REQUESTS:
+        with pytest.raises(InvalidInput) as caught:
+            client.enqueue(request)
+        assert str(caught.value) and "\n" not in str(caught.value), name
+        assert len(str(caught.value)) < 300, name  # a 10 MB value is not echoed whole
+        assert stored(client) == [], name
+    with pytest.raises(InvalidInput):
+        client.enqueue_many([sample(), ("examples.jobs.SampleJob", "process")])  # type: ignore[list-item]
+    assert stored(client) == []
+
+
+def test_the_limits_themselves_are_stored_alike_on_every_backend(client: Client) -> None:
+    long_target = "examples.jobs." + "J" * 241  # 255 characters
+    client.settings.allowed_jobs[long_target] = ["p" * 100]
+    edge = [2**63 - 1, -(2**63), nested(99), {"k": nested(98)}]
+    job = client.get(
+        client.enqueue(JobRequest(long_target, "p" * 100, args=edge, at=datetime(1000, 1, 1), max_attempts=1_000_000))
+    )
+    assert (job.target, job.method, job.args) == (long_target, "p" * 100, tuple(edge))
+    assert (job.scheduled_at, job.max_attempts) == (datetime(1000, 1, 1), 1_000_000)
+    late = client.get(client.enqueue(sample(at=datetime(9999, 12, 31, 23, 59, 59, 999999))))
+    assert late.scheduled_at == datetime(9999, 12, 31, 23, 59, 59, 999999)
+
+
+@pytest.mark.parametrize("job_id", [0, -1, 2**63, 10**30])
+def test_an_id_no_job_can_have_is_not_found(client: Client, job_id: int) -> None:
+    for read in (client.get, client.attempts, client.follow_ups, client.cancel, client.retry):
+        with pytest.raises(JobNotFound):
+            read(job_id)
+
+
+def test_an_id_that_is_no_int_is_bad_input(client: Client) -> None:
+    for bad in ("1", 1.0, None, True):
+        with pytest.raises(InvalidInput):
+            client.get(bad)  # type: ignore[arg-type]
+
+
+def test_listing_a_queue_no_job_can_have_is_bad_input(client: Client) -> None:
+    for bad in ("\x00", "q" * 101, " padded"):
+        with pytest.raises(InvalidInput):
+            client.jobs(queue=bad)
 
 
 REFUSED = [
@@ -284,10 +376,11 @@ def test_listing_by_status_and_queue(client: Client) -> None:
 
 # the arguments' JSON check: plain lists and dicts skip the round trip, and must come out the same ---------
 
-_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text()
 _values = st.recursive(_scalars, lambda inner: st.lists(inner) | st.tuples(inner) | st.dictionaries(st.text(), inner))
 
 
+@hypothesis_settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)  # a loaded machine draws slowly
 @given(st.lists(_values) | st.dictionaries(st.text(), _values))
 def test_json_values_come_out_as_a_json_round_trip_gives_them(value: Any) -> None:
     try:

@@ -182,3 +182,44 @@ def test_held_lines_wait_for_flush_and_keep_their_order(log: JobLog, paths: tupl
     assert messages(paths[0]) == ["one", "two", "three"]
     log.close()  # close flushes what is held
     assert messages(paths[0]) == ["one", "two", "three", "four"]
+
+
+# hostile data (issue 10): a log line is bounded, and a log that can't be written never fails the caller -------
+
+
+def test_a_long_argument_is_cut_in_the_log_not_written_whole(log: JobLog, paths: tuple[Path, Path]) -> None:
+    log.executing(make_job(args=("x" * 10_000_000,)))
+    log.attempt_failed(make_job(), ErrorInfo("ValueError", "y" * 1_000_000, "Traceback:\n" + "z" * 1_000_000))
+    text = paths[0].read_text(encoding="utf-8")
+    assert len(text) < 20_000
+    executing = messages(paths[0])[0]
+    assert executing.startswith('Executing job: examples.jobs.SampleJob::process {"params": ["xxx')
+    assert executing.endswith("... (cut: 10000064 characters)")
+    assert all(len(line) < 2_200 for line in text.splitlines())
+
+
+def test_every_line_break_starts_a_tagged_line(log: JobLog, paths: tuple[Path, Path]) -> None:
+    log.attempt_failed(make_job(), ErrorInfo("ValueError", "a\rb\x0bc\x85d\u2028e", None))
+    found = messages(paths[1])  # lines() checks every line has the time, level, job= and attempt=
+    assert found == ["Job 7 attempt 1 failed: ValueError: a", "| b", "| c", "| d", "| e"]
+
+
+def test_a_lone_surrogate_is_written_escaped(log: JobLog, paths: tuple[Path, Path]) -> None:
+    log.attempt_failed(make_job(), ErrorInfo("UnicodeError", "bad \udcff byte", None))
+    assert messages(paths[1]) == ["Job 7 attempt 1 failed: UnicodeError: bad \\udcff byte"]
+
+
+def test_a_log_that_cannot_be_written_is_reported_once_and_never_raises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = JobLog(Path("/dev/full"), tmp_path / "errors.log")
+    for _ in range(3):
+        full.executing(make_job())
+        full.error(make_job(), "still written to the error log")
+    full.hold()
+    full.status(make_job(), "completed")
+    full.flush()
+    full.close()
+    reported = capsys.readouterr().err.splitlines()
+    assert reported == ["errands: cannot write the log /dev/full: No space left on device; its lines are lost"]
+    assert len(messages(tmp_path / "errors.log")) == 3

@@ -129,3 +129,25 @@ def test_the_client_keeps_its_store_to_itself(tmp_path: Path) -> None:
         assert client.workers() == [] and client.prune(0) == 0
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("then", [None, 5])
+def test_enqueue_with_a_then_that_is_no_list_is_invalid_input(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, then: Any
+) -> None:
+    """errands.enqueue hands `then` to the client as given: the client's check says what is wrong (it was a
+    TypeError from tuple(then), before the client saw it)."""
+    settings = errands.Settings(
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        allowed_jobs={"m:t": []},
+        log_file=tmp_path / "jobs.log",
+        error_log_file=tmp_path / "errors.log",
+    )
+    client = errands.connect(settings)
+    monkeypatch.setattr(errands, "_default", lambda: client)
+    try:
+        with pytest.raises(errands.InvalidInput, match="then"):
+            errands.enqueue("m:t", then=then)
+        assert client.jobs() == []
+    finally:
+        client.close()

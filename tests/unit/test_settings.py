@@ -14,6 +14,7 @@ from errands.errors import ConfigError
 from errands.jobs import ErrorInfo, Job, JobState
 from errands.retry import Backoff, exception_names
 from errands.settings import Settings, load_settings
+from errands.store.engine import normalize_url
 
 SHIPPED_TOML = Path(__file__).resolve().parents[2] / "errands.toml"
 
@@ -278,3 +279,129 @@ def test_the_shipped_errands_toml(monkeypatch: pytest.MonkeyPatch) -> None:
     assert allowed(operational) == 5
     assert allowed(ValueError()) == 1
     assert allowed(RuntimeError("Simulated job failure")) == 3
+
+
+# hostile values (issue 10): what passes here must never fail later, in the worker or after a job is stored -------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("ERRANDS_RETRY_DELAY", "1e12", "retry_delay"),  # now + 1e12 s is past year 9999
+        ("ERRANDS_RETRY_DELAY", "inf", "retry_delay"),
+        ("JOB_RETRY_DELAY", "nan", "retry_delay"),
+        ("ERRANDS_RETRY_MAX_DELAY", "inf", "retry_max_delay"),
+        ("ERRANDS_TIMEOUT", "1e12", "timeout"),
+        ("ERRANDS_LEASE_TIMEOUT", "inf", "lease_timeout"),
+        ("ERRANDS_HEARTBEAT_INTERVAL", "1e300", "heartbeat_interval"),
+        ("ERRANDS_RESCUE_INTERVAL", "nan", "rescue_interval"),
+        ("ERRANDS_POLL_INTERVAL", "nan", "poll_interval"),
+        ("ERRANDS_GRACE", "inf", "grace"),
+        ("ERRANDS_MAX_RETRIES", str(2**31), "max_retries"),  # a retry adds to a 32-bit column
+        ("ERRANDS_CRASH_BUDGET", str(2**31), "crash_budget"),
+        ("ERRANDS_DEFAULT_PRIORITY", str(2**31), "default_priority"),
+        ("ERRANDS_EXCEPTION_RETRIES", '{"ValueError": 2147483648}', "exception_retries"),
+    ],
+)
+def test_every_number_is_bounded_at_load(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.key == key
+
+
+def test_the_bounds_themselves_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    year = 365 * 86400
+    for name in ("RETRY_DELAY", "RETRY_MAX_DELAY", "TIMEOUT", "LEASE_TIMEOUT", "RESCUE_INTERVAL", "GRACE"):
+        monkeypatch.setenv(f"ERRANDS_{name}", str(year))
+    monkeypatch.setenv("ERRANDS_MAX_RETRIES", "1000000")
+    monkeypatch.setenv("ERRANDS_DEFAULT_PRIORITY", str(-(2**31)))
+    settings = load_settings()
+    assert (settings.retry_delay, settings.lease_timeout, settings.grace) == (year, year, year)
+    assert (settings.max_retries, settings.default_priority) == (1_000_000, -(2**31))
+
+
+@pytest.mark.parametrize("key", ["log_file", "error_log_file"])
+def test_a_log_path_that_cannot_be_written_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    a_file = write(tmp_path / "plain.txt", "")
+    for bad, problem in [
+        ("/dev/full", "No space left"),  # opens, but refuses every write
+        (str(tmp_path), "is a directory"),
+        (str(a_file / "jobs.log"), "not a writable directory"),  # under a file
+    ]:
+        monkeypatch.setenv(f"ERRANDS_{key.upper()}", bad)
+        with pytest.raises(ConfigError) as caught:
+            load_settings()
+        assert caught.value.key == key and problem in caught.value.problem, caught.value
+    monkeypatch.setenv(f"ERRANDS_{key.upper()}", str(tmp_path / "new" / "dirs" / "jobs.log"))
+    assert getattr(load_settings(), key) == tmp_path / "new" / "dirs" / "jobs.log"
+    assert not (tmp_path / "new").exists()  # checked, not created: `jobs list` writes no log
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true", "sqlite:///x?mode=memory"],
+)
+def test_an_in_memory_sqlite_database_is_refused(url: str) -> None:
+    """Refused where a URL becomes an engine (the store's normalize_url): every process opens its store so."""
+    with pytest.raises(ConfigError) as caught:
+        normalize_url(url)
+    assert caught.value.key == "database_url"
+    assert "in-memory" in caught.value.problem
+
+
+@pytest.mark.parametrize("name", ["errands.toml", ".env"])
+def test_a_config_file_that_is_not_utf8_names_the_file(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"# caf\xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.key == name
+    assert "not UTF-8" in caught.value.problem
+
+
+@pytest.mark.parametrize("variable", ["ERRANDS_ALLOWED_JOBS", "ERRANDS_EXCEPTION_RETRIES"])
+def test_a_table_variable_that_is_not_json_names_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "not json")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.key == variable.removeprefix("ERRANDS_").lower()
+    write(tmp_path / ".env", f"{variable}={{oops\n")  # from .env too
+    monkeypatch.delenv(variable)
+    with pytest.raises(ConfigError):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('"os system" = []', "not a target"),
+        ('"x:y:z" = []', "not a target"),
+        ('"nodots" = ["run"]', "not a target"),
+        ('"pkg.mod:_private" = []', "not a target"),
+        ('"pkg.mod:f" = ["run"]', "function target"),
+        ('"pkg.mod.Job" = ["not a name"]', "not a public method"),
+        ('"pkg.mod.Job" = ["_private"]', "not a public method"),
+    ],
+)
+def test_a_malformed_allow_list_entry_is_refused_at_load(tmp_path: Path, table: str, problem: str) -> None:
+    write(tmp_path / "errands.toml", f"[allowed_jobs]\n{table}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.key == "allowed_jobs"
+    assert problem in caught.value.problem
+
+
+@pytest.mark.timeout(30)  # the check once blocked forever, opening the FIFO for a reader that never came
+def test_a_log_path_that_is_a_fifo_without_a_reader_is_refused_not_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo = tmp_path / "jobs.fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("ERRANDS_LOG_FILE", str(fifo))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.key == "log_file"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,9 +18,10 @@ from enum import IntEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from errands.cli import render
-from errands.client import Client, JobRequest, connect, migrate_database, run_worker
+from errands.client import Client, JobRequest, _queue_name, connect, migrate_database, run_worker
 from errands.errors import (
     ConfigError,
     ErrandsError,
@@ -28,7 +31,7 @@ from errands.errors import (
     StoreError,
 )
 from errands.jobs import JobState
-from errands.settings import load_settings
+from errands.settings import MAX_DURATION_S, load_settings
 
 
 class Exit(IntEnum):
@@ -95,6 +98,61 @@ def connected() -> Iterator[Client]:
 
 # run-job and enqueue share their arguments ------------------------------------------------------------
 
+MAX_AGE_S = 100 * 365 * 86400.0  # prune --older-than: a century back is still a time every database holds
+_NUMBER = re.compile(r"-\d+(\.\d*)?\Z")
+
+
+class _SignedNumbers(TyperCommand):
+    """`enqueue T m a,b -5`: a negative number where an argument goes is that argument (the seed's runner took
+    it so), not an unknown option. The arguments go after a `--`, behind the options and their values."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.get_params(ctx)
+            if param.param_type_name == "option" and not getattr(param, "is_flag", False)
+            for name in (*param.opts, *param.secondary_opts)
+        }
+        return super().parse_args(ctx, _arguments_last(args, takes_value))
+
+
+def _arguments_last(args: list[str], takes_value: set[str]) -> list[str]:
+    options: list[str] = []
+    arguments: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            arguments.extend(tokens)
+        elif token == "-" or not token.startswith("-") or _NUMBER.match(token):
+            arguments.append(token)
+        else:
+            options.append(token)
+            value = next(tokens, None) if token in takes_value else None
+            if value is not None:
+                options.append(value)
+    if not any(_NUMBER.match(token) for token in arguments):
+        return args  # nothing to reorder: click parses exactly what was typed
+    return [*options, "--", *arguments]
+
+
+def _bounded_seconds(limit: float) -> Callable[[float | None], float | None]:
+    """A float option's check: click's FloatRange lets NaN through (every comparison with it is false)."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and 0 <= value <= limit):
+            raise typer.BadParameter(f"must be a number of seconds from 0 to {limit:.0f}, got {value}")
+        return value
+
+    return check
+
+
+def _queue_names(value: list[str] | None) -> list[str] | None:
+    try:
+        return [_queue_name(name) for name in value] if value else value
+    except InvalidInput as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 Target = Annotated[str, typer.Argument(help="pkg.mod.Class, or pkg.mod:function")]
 Method = Annotated[str, typer.Argument(help='the method to call ("-" for a function target)')]
 Params = Annotated[str, typer.Argument(help='comma-separated string arguments: "a,b"')]
@@ -133,12 +191,16 @@ def _json_arg(flag: str, raw: str, kind: type) -> Any:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{flag} is not JSON: {exc}") from None
+    except ValueError:  # an integer of more than 4,300 digits, which Python refuses to convert
+        raise InvalidInput(f"{flag}: integers are 64-bit (-2**63 to 2**63-1)") from None
+    except RecursionError:
+        raise InvalidInput(f"{flag} nests too deep (at most 100 levels)") from None
     if not isinstance(value, kind):
         raise InvalidInput(f"{flag} must be a JSON {'list' if kind is list else 'object'}")
     return value
 
 
-@app.command("run-job")
+@app.command("run-job", cls=_SignedNumbers)
 @command
 def run_job(
     target: Target,
@@ -175,7 +237,7 @@ def _exit_for_chain(statuses: list[JobState]) -> Exit:
     return Exit.OK
 
 
-@app.command()
+@app.command(cls=_SignedNumbers)
 @command
 def enqueue(
     target: Target,
@@ -207,9 +269,11 @@ def _parse_at(raw: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
     except ValueError:
         raise InvalidInput(f"--at is not an ISO-8601 time: {raw!r}") from None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise InvalidInput(f"--at is out of range: {raw!r}") from None
 
 
 @app.command()
@@ -294,16 +358,20 @@ def jobs_retry(job_id: JobId) -> None:
 @command
 def worker_command(
     queue: Annotated[
-        list[str] | None, typer.Option("--queue", "-q", help="a queue to take jobs from (repeat); all when none")
+        list[str] | None,
+        typer.Option("--queue", "-q", callback=_queue_names, help="a queue to take jobs from (repeat); all when none"),
     ] = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, max=256, help="child processes running jobs")
     ] = 2,
     burst: Annotated[bool, typer.Option("--burst", help="exit 0 once nothing is due")] = False,
     max_jobs_per_child: Annotated[int | None, typer.Option("--max-jobs-per-child", min=1)] = None,
-    grace: Annotated[float | None, typer.Option("--grace", min=0, help="seconds running jobs get at shutdown")] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option("--grace", callback=_bounded_seconds(MAX_DURATION_S), help="seconds running jobs get at shutdown"),
+    ] = None,
     prefetch: Annotated[
-        int | None, typer.Option("--prefetch", min=0, help="jobs claimed ahead of free children")
+        int | None, typer.Option("--prefetch", min=0, max=10_000, help="jobs claimed ahead of free children")
     ] = None,
 ) -> None:
     """Process the queue: claim due jobs in priority order and run them in supervised child processes."""
@@ -335,7 +403,9 @@ def workers_command(as_json: AsJson = False) -> None:
 @app.command("prune")
 @command
 def prune_command(
-    older_than: Annotated[float, typer.Option("--older-than", min=0, help="seconds since the job finished")],
+    older_than: Annotated[
+        float, typer.Option("--older-than", callback=_bounded_seconds(MAX_AGE_S), help="seconds since the job finished")
+    ],
 ) -> None:
     """Delete finished jobs (completed, failed, cancelled) and their attempts."""
     with connected() as client:
@@ -344,6 +414,11 @@ def prune_command(
 
 
 def main() -> None:
+    # text from the data (a job's error, undecodable bytes of a command line) must never fail to print
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         app()
     except SystemExit:

@@ -1,8 +1,13 @@
-"""How the CLI shows things: Rich tables for people, stable JSON for scripts. No logic lives here."""
+"""How the CLI shows things: Rich tables for people, stable JSON for scripts. No logic lives here.
+
+Everything shown comes from data (a job's arguments, its error, a worker's queues): it goes to Rich as Text,
+never as a markup string, so `[/x]` or `:smile:` in the data prints as it is.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -13,6 +18,7 @@ from errands.jobs import Attempt, Job, JobState, WorkerInfo
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 # Rich loads when something is rendered (~6 MB): a worker's process never needs it.
 
@@ -21,14 +27,14 @@ if TYPE_CHECKING:
 def out() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    return Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 @cache
 def err() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 
 def table_of(*columns: str, title: str | None = None) -> Table:
@@ -37,12 +43,39 @@ def table_of(*columns: str, title: str | None = None) -> Table:
     return Table(*columns, title=title)
 
 
+def plain(value: object) -> Text:
+    """Data as Rich shows it: literally, no markup, no emoji codes."""
+    from rich.text import Text
+
+    return Text(str(value))
+
+
+def add_row(table: Table, *values: object) -> None:
+    table.add_row(*(plain(value) for value in values))
+
+
 def job_detail_json(job: Job, attempts: list[Attempt], follow_ups: list[int]) -> dict[str, Any]:
     return {**job.to_json(), "attempts_history": [a.to_json() for a in attempts], "follow_ups": follow_ups}
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
+    """Strict JSON, whatever a job returned: NaN and the infinities (which Python's json writes as bare
+    NaN and Infinity, no JSON at all) are shown as the strings "NaN", "Infinity" and "-Infinity"."""
+    try:
+        text = json.dumps(value, indent=2, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), indent=2, allow_nan=False)
+    print(text)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def ending_line(job: Job) -> str:
@@ -63,12 +96,13 @@ def jobs_table(jobs: list[Job]) -> None:
     table = table_of("id", "queue", "job", "args", "priority", "status", "attempts", "scheduled", "error")
     for job in jobs:
         args, _ = job.shown_args()
-        table.add_row(
-            str(job.id),
+        add_row(
+            table,
+            job.id,
             job.queue,
             job.display_name,
             json.dumps(args)[:40],
-            str(job.priority),
+            job.priority,
             job.status.value,
             f"{job.attempts}/{job.max_attempts}",
             iso(job.scheduled_at) or "",
@@ -78,15 +112,17 @@ def jobs_table(jobs: list[Job]) -> None:
 
 
 def job_detail(job: Job, attempts: list[Attempt], follow_ups: list[int]) -> None:
+    from rich.text import Text
+
     data = job.to_json()
-    for key, value in data.items():
-        out().print(f"[bold]{key:>16}[/bold]  {json.dumps(value) if isinstance(value, list | dict) else value}")
-    out().print(f"[bold]{'follow_ups':>16}[/bold]  {follow_ups}")
+    for key, value in [*data.items(), ("follow_ups", follow_ups)]:
+        shown = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        out().print(Text.assemble((f"{key:>16}", "bold"), "  ", shown))
     table = table_of("#", "started", "finished", "outcome", "worker", "error", title="attempts")
     for a in attempts:
         outcome = a.outcome.value if a.outcome else "running"
         error = f"{a.error_type}: {a.error_message}" if a.error_type else ""
-        table.add_row(str(a.number), iso(a.started_at), iso(a.finished_at) or "", outcome, a.worker or "", error)
+        add_row(table, a.number, iso(a.started_at), iso(a.finished_at) or "", outcome, a.worker or "", error)
     out().print(table)
 
 
@@ -106,5 +142,5 @@ def workers_table(workers: list[WorkerInfo]) -> None:
     table = table_of("id", "host", "pid", "queues", "concurrency", "started", "heartbeat")
     for w in workers:
         queues = ",".join(w.queues) or "*"
-        table.add_row(w.id, w.host, str(w.pid), queues, str(w.concurrency), iso(w.started_at), iso(w.heartbeat_at))
+        add_row(table, w.id, w.host, w.pid, queues, w.concurrency, iso(w.started_at), iso(w.heartbeat_at))
     out().print(table)

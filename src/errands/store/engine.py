@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
@@ -24,11 +26,26 @@ def normalize_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except Exception:
-        raise ConfigError("database_url", f"not a database URL: {raw!r}") from None
+        raise ConfigError("database_url", f"not a database URL: {_masked(raw)!r}") from None
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise ConfigError("database_url", f"unsupported database {url.drivername!r} (sqlite, postgresql, mysql)")
+    if driver == "sqlite" and _in_memory(url):
+        raise ConfigError(
+            "database_url", "an in-memory SQLite database loses every job when the process ends: name a file"
+        )
     return url.set(drivername=driver)
+
+
+def _in_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory"
+
+
+def _masked(raw: str) -> str:
+    """A URL SQLAlchemy can't parse can't hide its own password: mask whatever sits between `user:` and the
+    last `@` (a password may hold an `@` itself)."""
+    return re.sub(r"(://[^:/@?#]*):.*@", r"\1:***@", raw, flags=re.DOTALL)
 
 
 def create(raw_url: str) -> Engine:
