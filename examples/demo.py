@@ -1,4 +1,4 @@
-"""`make run`: migrate the SQLite default, start a worker, send the seed's examples through the queue and
+"""`make run`: migrate the SQLite default, start a worker, send the Laravel runner's examples through the queue and
 through `errands run-job`, show the jobs they left, then keep the worker running until Ctrl-C."""
 
 from __future__ import annotations

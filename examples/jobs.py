@@ -1,4 +1,4 @@
-"""The seed's example jobs. Allowed in the shipped errands.toml."""
+"""The Laravel runner's example jobs. Allowed in the shipped errands.toml."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class SampleJob:
         return f"sent {subject!r} to {to}"
 
     def next_job(self, result: Any) -> tuple[str, list[Any]] | None:
-        """The seed's getNextJob(): after process, send the email."""
+        """The Laravel runner's getNextJob(): after process, send the email."""
         if isinstance(result, dict) and "processed" in result:
             return ("send_email", [f"{result['processed'][0]}@example.com"])
         return None

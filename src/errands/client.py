@@ -191,7 +191,7 @@ class Client:
         delay: float = 0,
         queue: str = "default",
     ) -> int:
-        """The seed's call: run_in_background() with positional target, method, params and priority."""
+        """The Laravel runner's call: run_in_background() with positional target, method, params and priority."""
         request = JobRequest(target, method, args=params, priority=priority, delay=delay, queue=queue)
         return self.run_in_background(request)
 

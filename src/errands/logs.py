@@ -91,7 +91,7 @@ class JobLog:
             self._write(self._paths[0], "ERROR", job.id if job else None, attempt, message)
         self._write(self._paths[1], "ERROR", job.id if job else None, attempt, message)
 
-    # the seed's lines ----------------------------------------------------------------------------------
+    # the Laravel runner's lines ----------------------------------------------------------------------------------
 
     def enqueued(self, job_ids: Sequence[int], news: Sequence[NewJob]) -> None:
         """One line per job; a batch's lines go out in one write."""

@@ -1,6 +1,6 @@
 """The one Settings object; the only module that reads the environment.
 
-Precedence, highest first: ERRANDS_* variables, the seed's JOB_* variables, a .env file in the working
+Precedence, highest first: ERRANDS_* variables, the Laravel runner's JOB_* variables, a .env file in the working
 directory, errands.toml (or the file ERRANDS_CONFIG names), then the defaults below.
 """
 
@@ -45,8 +45,8 @@ _FUNCTION_TARGET = re.compile(rf"{_DOTTED}:[A-Za-z][A-Za-z0-9_]*\Z")
 _METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
-def _seed_alias(name: str) -> Any:
-    """ERRANDS_<NAME> wins over the seed's JOB_<NAME>; errands.toml uses the field's name (populate_by_name).
+def _laravel_alias(name: str) -> Any:
+    """ERRANDS_<NAME> wins over the Laravel runner's JOB_<NAME>; errands.toml uses the field's name (populate_by_name).
     The bare name is no alias: it would make a MAX_RETRIES variable (or .env line) of the application ours."""
     return AliasChoices(f"ERRANDS_{name.upper()}", f"JOB_{name.upper()}")
 
@@ -63,12 +63,12 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     allowed_jobs: dict[str, list[str]] = Field(default_factory=dict)
-    max_retries: int = Field(3, ge=1, le=MAX_ATTEMPTS, validation_alias=_seed_alias("max_retries"))
-    retry_delay: Seconds = Field(10.0, validation_alias=_seed_alias("retry_delay"))
+    max_retries: int = Field(3, ge=1, le=MAX_ATTEMPTS, validation_alias=_laravel_alias("max_retries"))
+    retry_delay: Seconds = Field(10.0, validation_alias=_laravel_alias("retry_delay"))
     retry_backoff: Backoff = Backoff.FIXED
     retry_max_delay: Seconds = 3600.0
     retry_jitter: bool = True
-    default_priority: int = Field(1, ge=-INT32 - 1, le=INT32, validation_alias=_seed_alias("default_priority"))
+    default_priority: int = Field(1, ge=-INT32 - 1, le=INT32, validation_alias=_laravel_alias("default_priority"))
     exception_retries: dict[str, int] = Field(default_factory=dict)
     timeout: PositiveSeconds | None = None
     log_file: Path = Path("logs/background_jobs.log")

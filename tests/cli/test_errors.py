@@ -38,7 +38,7 @@ def test_bad_config_exits_6_naming_the_key(cli: Any) -> None:
     assert_one_line(result, "not valid TOML")
 
     cli.write_config()
-    result = cli.run("jobs", "list", env={"JOB_MAX_RETRIES": "0"})  # the seed's variable is checked too
+    result = cli.run("jobs", "list", env={"JOB_MAX_RETRIES": "0"})  # the Laravel runner's variable is checked too
     assert result.returncode == 6, str(result)
     assert_one_line(result, "max_retries")
     assert cli.run("jobs", "list").returncode == 0

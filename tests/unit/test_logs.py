@@ -1,4 +1,4 @@
-"""JobLog: the seed's lines, job= and attempt= on every line, errors in both files, redaction."""
+"""JobLog: the Laravel runner's lines, job= and attempt= on every line, errors in both files, redaction."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def test_the_functions_take_the_documented_arguments() -> None:
     assert list(enqueue.parameters)[:4] == ["target", "method", "args", "kwargs"]
     for keyword in ("priority", "queue", "delay", "at", "timeout", "max_attempts", "then", "sensitive"):
         assert enqueue.parameters[keyword].kind is inspect.Parameter.KEYWORD_ONLY, keyword
-    # the seed's call: run_background_job(target, method, params, priority)
+    # the Laravel runner's call: run_background_job(target, method, params, priority)
     assert list(inspect.signature(errands.run_background_job).parameters)[:4] == [
         "target",
         "method",

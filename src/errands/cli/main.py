@@ -103,7 +103,7 @@ _NUMBER = re.compile(r"-\d+(\.\d*)?\Z")
 
 
 class _SignedNumbers(TyperCommand):
-    """`enqueue T m a,b -5`: a negative number where an argument goes is that argument (the seed's runner took
+    """`enqueue T m a,b -5`: a negative number where an argument goes is that argument (the Laravel runner took
     it so), not an unknown option. The arguments go after a `--`, behind the options and their values."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -182,7 +182,7 @@ def job_request(
 
 
 def _split_params(params: str) -> list[str]:
-    """The seed's form: "test1,test2" is two string arguments; "" is none."""
+    """The Laravel runner's form: "test1,test2" is two string arguments; "" is none."""
     return params.split(",") if params else []
 
 
@@ -385,7 +385,7 @@ def worker_command(
     raise typer.Exit(code)
 
 
-app.command("process", help="An alias of `worker` (the seed's jobs:process).")(worker_command)
+app.command("process", help="An alias of `worker` (the Laravel runner's jobs:process).")(worker_command)
 
 
 @app.command("workers")
