@@ -23,7 +23,7 @@ lint: venv
 
 # the whole suite on SQLite, PostgreSQL and MariaDB (servers that don't answer skip, except under CI)
 test: lint
-	$(PY) -m pytest -n $(XDIST) -q
+	$(PY) -m pytest -n $(XDIST) -q --durations=15
 
 # the inner loop: SQLite only, no lint, no slow process tests, stop at the first failure
 test-fast: venv
