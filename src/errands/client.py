@@ -114,7 +114,7 @@ class Client:
             method=method,
             args=tuple(_json_value("args", _arg_list("args", request.args))),
             kwargs=dict(_json_value("kwargs", _kwarg_dict("kwargs", request.kwargs))),
-            queue=_queue_name(request.queue),
+            queue=queue_name(request.queue),
             priority=self.settings.default_priority if request.priority is None else _int("priority", request.priority),
             max_attempts=_attempts(request.max_attempts) or self.settings.max_retries,
             attempts_pinned=request.max_attempts is not None,
@@ -202,7 +202,7 @@ class Client:
 
     def jobs(self, status: JobState | None = None, queue: str | None = None, limit: int = 100) -> list[Job]:
         return self._store.jobs_list(
-            JobFilter(status=status, queue=None if queue is None else _queue_name(queue), limit=limit)
+            JobFilter(status=status, queue=None if queue is None else queue_name(queue), limit=limit)
         )
 
     def attempts(self, job_id: int) -> list[Attempt]:
@@ -348,7 +348,8 @@ def _kwarg_dict(name: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _queue_name(queue: Any) -> str:
+def queue_name(queue: Any) -> str:
+    """`queue` if it is a name a queue can have (the CLI checks --queue with it too), else InvalidInput."""
     if not isinstance(queue, str) or not queue or len(queue) > MAX_QUEUE:
         raise InvalidInput(f"queue must be 1-{MAX_QUEUE} printable characters, got {queue!r:.120}")
     if not queue.isprintable() or queue.strip() != queue:

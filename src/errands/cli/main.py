@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperCommand
 
 from errands.cli import render
-from errands.client import Client, JobRequest, _queue_name, connect, migrate_database, run_worker
+from errands.client import Client, JobRequest, connect, migrate_database, queue_name, run_worker
 from errands.errors import (
     ConfigError,
     ErrandsError,
@@ -148,7 +148,7 @@ def _bounded_seconds(limit: float) -> Callable[[float | None], float | None]:
 
 def _queue_names(value: list[str] | None) -> list[str] | None:
     try:
-        return [_queue_name(name) for name in value] if value else value
+        return [queue_name(name) for name in value] if value else value
     except InvalidInput as exc:
         raise typer.BadParameter(str(exc)) from None
 
