@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
 from errands.errors import ConfigError
@@ -46,13 +45,3 @@ def _masked(raw: str) -> str:
     """A URL SQLAlchemy can't parse can't hide its own password: mask whatever sits between `user:` and the
     last `@` (a password may hold an `@` itself)."""
     return re.sub(r"(://[^:/@?#]*):.*@", r"\1:***@", raw, flags=re.DOTALL)
-
-
-def create(raw_url: str) -> Engine:
-    """No pre-ping: it would cost a round trip per transaction. A dropped connection fails one transaction
-    (StoreError), SQLAlchemy discards it, and the caller's next one reconnects (the worker loop retries).
-    Each database's engine settings are its driver's (sqlite.py, postgresql.py, mysql.py)."""
-    from errands.store.driver import driver_for
-
-    url = normalize_url(raw_url)
-    return driver_for(url).create_engine(url)

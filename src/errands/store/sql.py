@@ -44,6 +44,8 @@ class SqlStore:
         self.url = url
         normalized = normalize_url(url)
         self.driver = driver_for(normalized)
+        # No pre-ping: it would cost a round trip per transaction. A dropped connection fails one transaction
+        # (StoreError), SQLAlchemy discards it, and the caller's next one reconnects (the worker loop retries).
         self.engine = self.driver.create_engine(normalized)
         self.dialect = self.driver.name
         self.concurrent_writes = self.driver.concurrent_writes
