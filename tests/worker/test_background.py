@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import errands
-from errands.jobs import JobState
+from errands.jobs import JobState, Lease
 from errands.worker.oneshot import CHILD_BOOT_S
 
 if TYPE_CHECKING:
@@ -173,12 +173,9 @@ def test_a_delayed_background_job_waits_without_a_child_process(
 ) -> None:
     monkeypatch.chdir(project.dir)
     job_id = project.main.run_background_job("wjobs:record", "", [5], delay=15)
-    [detached] = _detached_children()
-    reserved = project.job(job_id).lease
-    assert reserved is not None
     # the detached process is waiting once its heartbeat renewed the reservation (its pool, before the fix,
     # started before the heartbeat)
-    project.wait_for(lambda: _lease_renewed(project, job_id, reserved.expires_at), 30, what="a renewal")
+    detached, _ = _waiting_detached(project, job_id)
     due_in = (project.job(job_id).scheduled_at - project.store.now()).total_seconds()
     assert due_in > CHILD_BOOT_S, "the detached process started too late for this test to tell"
     assert project.children_of(detached) == []
@@ -186,6 +183,16 @@ def test_a_delayed_background_job_waits_without_a_child_process(
     job = project.wait_status(job_id, JobState.COMPLETED, JobState.FAILED, timeout=60)
     assert job.status is JobState.COMPLETED
     assert project.record_counts() == {5: 1}
+
+
+def _waiting_detached(project: Project, job_id: int) -> tuple[int, Lease]:
+    """The one detached process just started for a delayed job, once its heartbeat renewed the job's
+    reservation (it is waiting for the job to be due); and the reservation it started with."""
+    [detached] = _detached_children()
+    reserved = project.job(job_id).lease
+    assert reserved is not None
+    project.wait_for(lambda: _lease_renewed(project, job_id, reserved.expires_at), 30, what="a renewal")
+    return detached, reserved
 
 
 def _detached_processes_of(project: Project, job_id: int) -> list[int]:
@@ -237,17 +244,20 @@ def test_a_delayed_background_job_whose_process_died_gets_a_new_one(
     # new process takes over (reserved again, so no worker that starts meanwhile takes it either).
     monkeypatch.chdir(project.dir)
     waiting = project.main.run_background_job("wjobs:record", "", [7], delay=600)
-    [detached] = _detached_children()
-    reserved = project.job(waiting).lease
-    assert reserved is not None
-    project.wait_for(lambda: _lease_renewed(project, waiting, reserved.expires_at), 30, what="a renewal")
+    detached, reserved = _waiting_detached(project, waiting)
     _kill_and_wait_for_expiry(project, detached, waiting)
 
     other = project.main.run_background_job("wjobs:wait_for_file", "", ["other"])
     project.wait_for(lambda: _detached_processes_of(project, waiting), 60, what="a new detached process")
-    job = project.job(waiting)
-    assert job.status is JobState.PENDING and job.lease is not None
-    assert job.lease.owner == reserved.owner and job.lease.expires_at > project.store.now()
+
+    def reserved_again() -> bool:
+        # waited for, not read once: the lease is 2 s, and the new process renews it only once it has started
+        # (over a second on a loaded machine), so a single read may fall between the handover and the renewal
+        job = project.job(waiting)
+        assert job.status is JobState.PENDING and job.lease is not None
+        return job.lease.owner == reserved.owner and job.lease.expires_at > project.store.now()
+
+    project.wait_for(reserved_again, 30, what="the reservation held again by the new process")
     project.main.cancel(waiting)
     project.touch("other")
     project.wait_status(other, JobState.COMPLETED, timeout=60)
