@@ -48,7 +48,7 @@ def test_a_renewal_counts_from_when_it_was_sent_and_a_job_it_did_not_find_is_lap
     leases.claimed(jobs)
 
     clock.now += 2.0
-    leases.renewed(clock.now, asked={1, 2}, renewed={1})  # 2: the rescuer took it back meanwhile
+    leases.renewed(clock.now, asked={1: "a", 2: "a"}, renewed={1})  # 2: the rescuer took it back meanwhile
     clock.now += 0.5  # the renewal's round trip
     assert ids(leases.lapsed(jobs)) == [2]
     clock.now += 3.4
@@ -66,7 +66,27 @@ def test_a_renewal_sent_before_a_job_was_claimed_again_is_no_news_of_the_new_lea
     leases.asking("b")
     again = [held(1, "b")]
     leases.claimed(again)  # a retry, claimed again
-    leases.renewed(sent_at, asked={1}, renewed=set())  # didn't find the first lease: it had ended
+    leases.renewed(sent_at, asked={1: "a"}, renewed=set())  # didn't find the first lease: it had ended
+    assert leases.lapsed(again) == []
+
+
+def test_a_renewal_of_the_old_lease_sent_after_the_new_claim_was_asked_for_is_no_news_either() -> None:
+    """The claim of a retry is asked for (its good-since moment) before a renewal that still asks for the job's
+    old lease is sent; the renewal doesn't find that lease. It must not call the new attempt lost (the worker
+    would stop it, a running retry) nor lapsed: the tokens tell the two leases apart. (CI: a job with
+    max_attempts=2 ran a third attempt, its second stopped as 'lost'.)"""
+    clock = Clock()
+    leases = LeaseClock(LEASE_S, clock)
+    leases.asking("a")
+    leases.claimed([held(1, "a")])
+    clock.now += 1.0
+    leases.asking("b")  # the retry's claim is asked for...
+    clock.now += 0.1
+    sent_at = clock.now  # ...then the heartbeat asks for the first lease, which has just ended
+    again = [held(1, "b")]
+    leases.claimed(again)
+    leases.renewed(sent_at, asked={1: "a"}, renewed=set())
+    assert leases.take_lost() == []
     assert leases.lapsed(again) == []
 
 
@@ -81,11 +101,11 @@ def test_a_held_job_a_renewal_did_not_find_is_reported_lost_once() -> None:
     leases.asking("a")
     leases.claimed([held(1, "a"), held(2, "a")])
 
-    leases.renewed(clock.now, asked={1, 2}, renewed={1})  # 2: rescued elsewhere, maybe running there now
+    leases.renewed(clock.now, asked={1: "a", 2: "a"}, renewed={1})  # 2: rescued elsewhere, maybe running there now
     assert leases.take_lost() == [2]
     assert leases.take_lost() == []
     clock.now += 1.0
-    leases.renewed(clock.now, asked={1, 2}, renewed={1})  # the next renewal: no news
+    leases.renewed(clock.now, asked={1: "a", 2: "a"}, renewed={1})  # the next renewal: no news
     assert leases.take_lost() == []
 
 

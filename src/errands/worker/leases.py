@@ -26,7 +26,7 @@ _ASKED_KEPT = 8  # claims whose asking time is remembered (one is in flight at a
 @dataclass(frozen=True)
 class Renewal:
     sent_at: float
-    asked: frozenset[int]
+    asked: dict[int, str]  # job id -> the lease token the renewal asked for (never changed once made)
     renewed: frozenset[int]
 
 
@@ -37,6 +37,7 @@ class LeaseClock:
         self._clock = clock
         self._lease_s = lease_s
         self._good_at: dict[int, float] = {}  # job id -> when its lease was last known good
+        self._token: dict[int, str] = {}  # job id -> the lease token of the attempt held now
         self._asked_at: dict[str, float] = {}  # claim token -> when the claim was asked for
         self._renewal: Renewal | None = None  # the heartbeat's latest (one assignment: no lock needed)
         self._applied: Renewal | None = None
@@ -52,12 +53,14 @@ class LeaseClock:
         for job in jobs:
             token = job.lease.token if job.lease else ""
             self._good_at[job.id] = self._asked_at.get(token, now)
+            self._token[job.id] = token
 
-    def renewed(self, sent_at: float, asked: set[int], renewed: set[int]) -> None:
-        self._renewal = Renewal(sent_at, frozenset(asked), frozenset(renewed))
+    def renewed(self, sent_at: float, asked: dict[int, str], renewed: set[int]) -> None:
+        self._renewal = Renewal(sent_at, dict(asked), frozenset(renewed))
 
     def forget(self, job_id: int) -> None:
         self._good_at.pop(job_id, None)
+        self._token.pop(job_id, None)
 
     def lapsed(self, jobs: list[Job], now: float | None = None) -> list[Job]:
         """Those of `jobs` whose lease may have lapsed (by `now`, a reading of the clock)."""
@@ -81,10 +84,12 @@ class LeaseClock:
         if renewal is None or renewal is self._applied:
             return
         self._applied = renewal
-        for job_id in renewal.asked:
+        for job_id, token in renewal.asked.items():
             good_at = self._good_at.get(job_id)
-            if good_at is None or good_at > renewal.sent_at:
-                continue  # finished since, or claimed again after the renewal was sent: news of another lease
+            if good_at is None or good_at > renewal.sent_at or self._token.get(job_id) != token:
+                # finished since, or claimed again (a claim asked for before the renewal was sent may end after
+                # it: the token tells the attempts apart): news of another lease
+                continue
             # a held job the renewal didn't find is no longer this worker's: its lease is gone
             if job_id in renewal.renewed:
                 self._good_at[job_id] = renewal.sent_at

@@ -369,7 +369,7 @@ class Worker:
         held = {job.id: job.lease.token for job in list(self.held.values()) if job.lease}
         sent_at = time.monotonic() if now is None else now
         renewed = self.store.leases_renew(self.id, held, self.settings.lease_timeout)
-        self._leases.renewed(sent_at, set(held), renewed)
+        self._leases.renewed(sent_at, held, renewed)
         self.store.worker_heartbeat(self.id)
 
     def _beat_failed(self, exc: Exception) -> None:
