@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     grace: Seconds = 30.0
     max_jobs_per_child: int = Field(100_000, ge=1)  # a guard against leaky job code; a respawn costs ~0.2 s of CPU
     dispatch: Literal["spawn", "queue"] = "spawn"
+    # the logs: the files rotate by size; their lines are also kept in the database for `log_retention`
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096, le=2**40)
+    log_backups: int = Field(5, ge=0, le=1000)
+    log_retention: Seconds = 7 * 86400.0
+    # the HTTP API (errands serve). secret_key signs sessions: None means the key generated at first start and
+    # kept in the database (every replica shares it); ERRANDS_SECRET_KEY overrides it.
+    secret_key: str | None = Field(None, min_length=32, max_length=1024)
+    session_idle: PositiveSeconds = 30 * 60.0
+    session_max: PositiveSeconds = 12 * 3600.0
+    rate_limit: int = Field(60, ge=1, le=1_000_000)  # requests a minute per identity (the Laravel runner's 60)
+    login_rate_limit: int = Field(5, ge=1, le=10_000)  # failed logins a minute per account and per address
+    metrics_token: str | None = Field(None, min_length=16, max_length=1024)  # None: /metrics is open
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=2**31)
 
     @field_validator("exception_retries")
     @classmethod

@@ -157,3 +157,114 @@ locks = Table(
     Column("owner", String(100), nullable=False),
     Column("expires_at", Timestamp, nullable=False),
 )
+
+# --- the HTTP API's state (migration 0003): every web replica shares it through the database -------------------
+
+users = Table(
+    "errands_users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("name"),
+)
+
+# A session row's id is the SHA-256 of the cookie's secret part: the database never holds a usable cookie.
+sessions = Table(
+    "errands_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),  # the absolute expiry; the idle one runs from last_seen_at
+    Index("ix_errands_sessions_user_id", "user_id"),
+)
+
+tokens = Table(
+    "errands_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),  # SHA-256 of the token: it has 256 random bits, no salt needed
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=True),
+    Column("last_used_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+    UniqueConstraint("token_hash"),
+    Index("ix_errands_tokens_user_id", "user_id"),
+)
+
+# Fixed-window counters: one row per identity (or login account/address) and minute.
+rate_counters = Table(
+    "errands_rate_counters",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("window_start", Timestamp, primary_key=True),
+    Column("hits", Integer, nullable=False),
+)
+
+audit = Table(
+    "errands_audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+# Small facts the deployment shares: the generated secret key.
+meta = Table(
+    "errands_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# A queue has a row once an operator paused or resumed it; workers skip paused queues.
+queues = Table(
+    "errands_queues",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("paused", Boolean, nullable=False),
+    Column("changed_at", Timestamp, nullable=False),
+    Column("changed_by", String(255), nullable=False),
+)
+
+# The job log's and the error log's lines, as written to the files, so the API shows what every worker wrote.
+log_lines = Table(
+    "errands_log_lines",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
+    Column("file", String(8), nullable=False),  # "job" or "error"
+    Column("job_id", BigInteger, nullable=True),
+    Column("line", Text, nullable=False),
+    Index("ix_errands_log_lines_job_id", "job_id"),
+    Index("ix_errands_log_lines_file", "file", "id"),
+)
+
+bulk_runs = Table(
+    "errands_bulk_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("action", String(16), nullable=False),
+    Column("search", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("done", BigInteger, nullable=False),
+    Column("skipped", BigInteger, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("heartbeat_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp, nullable=True),
+    Column("error", Text, nullable=True),
+)
