@@ -22,12 +22,17 @@ from errands.clock import utc_now
 from errands.errors import InvalidInput, JobNotFound, TargetNotAllowed
 from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob, WorkerInfo, dumps
 from errands.logs import JobLog
+from errands.reports import RecentFinishes
 from errands.settings import MAX_ATTEMPTS, MAX_DURATION_S, Settings, load_settings
 from errands.store import open_store
 from errands.store.base import JobFilter, RetryBudget, Store
 from errands.targets import check_allowed, normalize_method
 
 ThenStep = FollowUp | Sequence[Any]
+
+# /metrics: the window of recently finished jobs, and the duration histogram's buckets (seconds)
+RECENT_WINDOW_S = 60.0
+DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -234,6 +239,28 @@ class Client:
     def workers(self) -> list[WorkerInfo]:
         """The live workers: those whose heartbeat is within lease_timeout."""
         return self._store.workers_list(alive_within_s=self.settings.lease_timeout)
+
+    # observe: what the HTTP API's /readyz and /metrics read ----------------------------------------------
+
+    def ping(self) -> None:
+        """One round trip to the database (readiness); raises StoreError when it can't be made."""
+        self._store.database_ping()
+
+    def finished_recently(
+        self, window_s: float = RECENT_WINDOW_S, bounds: Sequence[float] = DURATION_BOUNDS_S
+    ) -> RecentFinishes:
+        """The jobs completed or failed in the last `window_s` seconds (1 s to 1 day): a histogram of their
+        last attempt's duration over `bounds` (ascending seconds, at most 50) and their attempts by outcome."""
+        if not isinstance(window_s, int | float) or not 1 <= window_s <= 86_400:
+            raise InvalidInput("window_s must be 1 to 86400 seconds")
+        checked = tuple(float(bound) for bound in bounds)
+        if (
+            not 0 < len(checked) <= 50
+            or any(not 0 < b < math.inf for b in checked)
+            or sorted(set(checked)) != list(checked)
+        ):
+            raise InvalidInput("bounds must be 1 to 50 ascending, distinct, positive, finite seconds")
+        return self._store.jobs_finished_recently(float(window_s), checked)
 
 
 # Limits every backend enforces alike (docs/cli.md lists them): the columns' lengths, 64-bit JSON integers

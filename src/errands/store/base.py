@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob
 from errands.jobs import WorkerInfo as WorkerInfo  # a public value; the store's protocol speaks it too
+from errands.reports import RecentFinishes
 
 
 @dataclass(frozen=True)
@@ -186,4 +187,16 @@ class Store(Protocol):
     def jobs_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:
         """Delete finished (completed, failed, cancelled) jobs and their attempts finished before now - age, in
         short transactions (a long one would hold SQLite's write lock from heartbeats and renewals)."""
+        ...
+
+    # observe: what the HTTP API's /readyz and /metrics read (store/observe.py)
+    def database_ping(self) -> None:
+        """One round trip to the database; raises StoreError when it can't be made."""
+        ...
+
+    def jobs_finished_recently(
+        self, window_s: float, bounds: Sequence[float], *, now: datetime | None = None
+    ) -> RecentFinishes:
+        """Completed and failed jobs finished within `window_s` seconds of now: a cumulative histogram of their
+        last attempt's duration over `bounds`, their count by status, and their attempts by outcome."""
         ...

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob
 from errands.store.base import Claim, Listener, Outcome
@@ -41,6 +42,10 @@ class Driver(Protocol):
 
     def now(self, conn: Connection) -> datetime:
         """The database's clock (SQLite: this machine's), naive UTC."""
+        ...
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        """An expression: the seconds from one timestamp column to another (a job's duration)."""
         ...
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Double,
     Engine,
     Select,
     bindparam,
@@ -27,10 +28,12 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Listener, Outcome
@@ -59,6 +62,9 @@ class MysqlDriver:
     def now(self, conn: Connection) -> datetime:
         moment = conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
         return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        return type_coerce(func.timestampdiff(text("MICROSECOND"), start, end) / 1_000_000.0, Double)
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         # in microseconds: TIMESTAMPADD takes whole units

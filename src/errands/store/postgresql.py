@@ -15,11 +15,24 @@ from operator import itemgetter
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Double, Engine, Executable, Select, bindparam, create_engine, func, insert, select
+from sqlalchemy import (
+    Connection,
+    Double,
+    Engine,
+    Executable,
+    Select,
+    bindparam,
+    create_engine,
+    func,
+    insert,
+    select,
+    type_coerce,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Outcome
@@ -46,6 +59,9 @@ class PostgresDriver:
     def now(self, conn: Connection) -> datetime:
         moment = conn.exec_driver_sql("SELECT now() AT TIME ZONE 'UTC'").scalar_one()
         return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        return type_coerce(func.extract("epoch", end - start), Double)
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         params = server_clock_params(new, reserve, float(new.delay_s))

@@ -27,6 +27,7 @@ from errands.store.driver import OnError, driver_for
 from errands.store.engine import normalize_url
 from errands.store.insert import insert_row, wakes_workers
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, log_error
+from errands.store.observe import ObserveRows
 from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
 from errands.store.storable import storable_outcome, unstorable
@@ -39,7 +40,7 @@ SLOW_CLAIM_SHARE = 0.25
 PRUNE_BATCH = 500
 
 
-class SqlStore:
+class SqlStore(ObserveRows):
     def __init__(self, url: str) -> None:
         self.url = url
         normalized = normalize_url(url)

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, insert, update
+from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, func, insert, update
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.clock import utc_now
 from errands.jobs import AttemptOutcome, JobState, Lease, NewJob, dumps
@@ -46,6 +47,10 @@ class SqliteDriver:
 
     def now(self, conn: Connection) -> datetime:
         return utc_now()
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        # julianday() parses the stored text; a day's fraction as a double keeps ~10 us at today's dates
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         return insert_row(conn, job_values(new, utc_now(), reserve))
