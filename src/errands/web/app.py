@@ -1,0 +1,59 @@
+"""The FastAPI app: `create_app(settings)`, and `app_from_env()` for uvicorn's factory mode (`errands serve`).
+
+The lifespan opens one Client (jobs) and one Accounts (users, sessions, tokens, limits, audit) for the process
+and keeps them in an AppState on `app.state.errands`; every route reaches them through `deps.app_state`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from errands.client import connect
+from errands.settings import Settings, load_settings
+from errands.web import errors, metrics
+from errands.web.deps import AppState
+from errands.web.middleware import BodyLimit, SecurityHeaders
+from errands.web.responses import JSONResponse
+from errands.web.routes import events, health, observe
+
+API_TITLE = "errands"
+API_VERSION = "1"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = connect(settings)
+        accounts_module = importlib.import_module("errands.accounts")  # TODO: a plain import once h/accounts is merged
+        accounts = accounts_module.Accounts.open(settings)
+        app.state.errands = AppState(settings=settings, client=client, accounts=accounts)
+        try:
+            yield
+        finally:
+            accounts.close()
+            client.close()
+
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_VERSION,
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        default_response_class=JSONResponse,
+    )
+    errors.install(app)
+    for router in (observe.router, events.router, health.router, metrics.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so a 413 gets the headers too
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's factory (`errands.web.app:app_from_env`, factory=True): each worker process reads the settings."""
+    return create_app(load_settings())
