@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from tcpproxy import TcpProxy
 
 from errands.client import Client
 from errands.settings import Settings
 from errands.store import SqlStore
 from errands.web.app import create_app
 from errands.web.deps import AppState
+from tcpproxy import TcpProxy
 
 
 def app_on(url: str) -> tuple[FastAPI, Client]:
