@@ -114,7 +114,9 @@ class AccountRows:
                 literal(expires, Timestamp),
             ).where(users.c.id == session.user_id, users.c.password_hash == session.password_hash)
             columns = ["id", "user_id", "csrf_token", "created_at", "last_seen_at", "expires_at"]
-            return bool(conn.execute(insert(sessions).from_select(columns, source)).rowcount == 1)
+            # an INSERT's rowcount is kept only on request (psycopg's closed cursor forgets it)
+            stmt = insert(sessions).from_select(columns, source).execution_options(preserve_rowcount=True)
+            return bool(conn.execute(stmt).rowcount == 1)
 
     def session_get(self, session_id: str, idle_s: float, *, now: datetime | None = None) -> Identity | None:
         stmt = (
