@@ -174,16 +174,16 @@ def delay(value: float) -> float:
     return seconds
 
 
-def naive_utc(moment: Any) -> datetime:
+def naive_utc(moment: Any, name: str = "at") -> datetime:
     """The store keeps naive UTC: an aware time is converted, not just stripped of its zone."""
     if not isinstance(moment, datetime):
-        raise InvalidInput(f"at must be a datetime, got {type(moment).__name__}")
+        raise InvalidInput(f"{name} must be a datetime, got {type(moment).__name__}")
     try:
         naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
     except OverflowError:  # year 1 at +05:00 is in year 0 in UTC
-        raise InvalidInput(f"at is out of range: {moment.isoformat()}") from None
+        raise InvalidInput(f"{name} is out of range: {moment.isoformat()}") from None
     if naive < EARLIEST:
-        raise InvalidInput(f"at must be in year 1000 or later, got {moment.isoformat()}")
+        raise InvalidInput(f"{name} must be in year 1000 or later, got {moment.isoformat()}")
     return naive
 
 

@@ -11,6 +11,7 @@ that only enqueues never loads it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,9 +19,13 @@ from typing import Any
 
 from errands import checks
 from errands.checks import queue_name as queue_name  # the CLI checks --queue with it
-from errands.errors import InvalidInput, TargetNotAllowed
+from errands.errors import BulkRunNotFound, InvalidInput, TargetNotAllowed
 from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob, WorkerInfo
 from errands.logs import JobLog
+from errands.reports import BulkRun, Count, FailureGroup, JobPage, JobSearch, QueueInfo, Stats
+from errands.search import check_search
+from errands.search import search_from_json as search_from_json  # the API's query or body -> JobSearch
+from errands.search import search_to_json as search_to_json
 from errands.settings import Settings, load_settings
 from errands.store import open_store
 from errands.store.base import JobFilter, RetryBudget, Store
@@ -90,8 +95,11 @@ class Client:
         self._store = store
         self.log = log or JobLog(settings.log_file, settings.error_log_file)
         self._allowed: set[tuple[str, str]] = set()  # (target, method) pairs checked and allowed already
+        self._bulk_threads: list[threading.Thread] = []
 
     def close(self) -> None:
+        for thread in self._bulk_threads:  # a bulk run's batches are short: let the current one end
+            thread.join(timeout=BULK_JOIN_S)
         self.log.close()
         self._store.close()
 
@@ -235,3 +243,70 @@ class Client:
     def workers(self) -> list[WorkerInfo]:
         """The live workers: those whose heartbeat is within lease_timeout."""
         return self._store.workers_list(alive_within_s=self.settings.lease_timeout)
+
+    # operators' reads and actions -----------------------------------------------------------------------
+
+    def search(self, search: JobSearch) -> JobPage:
+        """A page of jobs matching `search`, newest first (keyset: pass next_before_id as before_id)."""
+        return self._store.jobs_search(check_search(search))
+
+    def count(self, search: JobSearch, cap: int = 10_000) -> Count:
+        """How many jobs match, counted up to `cap` (past it: Count(cap, exact=False)); limit and before_id
+        don't bound it."""
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_COUNT_CAP:
+            raise InvalidInput(f"cap must be 1 to {MAX_COUNT_CAP}, got {cap!r:.80}")
+        return self._store.jobs_count(check_search(search), cap)
+
+    def stats(self) -> Stats:
+        return self._store.jobs_stats()
+
+    def queues(self) -> list[QueueInfo]:
+        """Every queue that has jobs or was ever paused or resumed."""
+        return self._store.queues_info()
+
+    def pause(self, queue: str, *, actor: str) -> QueueInfo:
+        """Workers stop claiming from `queue` within about a second (running jobs go on)."""
+        return self._store.queue_set_paused(checks.queue_name(queue), True, _actor(actor))
+
+    def resume(self, queue: str, *, actor: str) -> QueueInfo:
+        return self._store.queue_set_paused(checks.queue_name(queue), False, _actor(actor))
+
+    def failure_groups(self, limit: int = 50) -> list[FailureGroup]:
+        """Failed jobs grouped by error type, target and method, largest first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_GROUPS:
+            raise InvalidInput(f"limit must be 1 to {MAX_GROUPS}, got {limit!r:.80}")
+        return self._store.failure_groups(limit)
+
+    def bulk_start(self, action: str, search: JobSearch, *, actor: str) -> BulkRun:
+        """Cancel or retry every job `search` matches (not one page: limit is ignored), in batches on a thread
+        of this process; returns the run at once (bulk_get follows its progress)."""
+        from errands import bulk
+
+        if action not in bulk.ACTIONS:
+            raise InvalidInput(f"action must be one of {', '.join(bulk.ACTIONS)}, got {action!r:.80}")
+        run, walked = bulk.new_run(self._store, action, check_search(search), _actor(actor))
+        self.log.info(None, f"Bulk run {run.id} started by {run.created_by}: {action} {search_to_json(walked)}")
+        walk = bulk.BulkAction(self._store, self.log, run, walked, self.settings.max_retries)
+        self._bulk_threads = [thread for thread in self._bulk_threads if thread.is_alive()]
+        self._bulk_threads.append(walk.start())
+        return run
+
+    def bulk_get(self, run_id: int) -> BulkRun:
+        """Raises BulkRunNotFound (an id no run can have too)."""
+        from errands.bulk import STALE_AFTER_S
+
+        if isinstance(run_id, bool) or not isinstance(run_id, int) or run_id not in checks.JOB_IDS:
+            raise BulkRunNotFound(run_id) if isinstance(run_id, int) else InvalidInput("a bulk run id is an int")
+        return self._store.bulk_run_get(run_id, stale_after_s=STALE_AFTER_S)
+
+
+MAX_COUNT_CAP = 10_000_000
+MAX_GROUPS = 500
+MAX_ACTOR = 255  # errands_queues.changed_by, errands_bulk_runs.created_by
+BULK_JOIN_S = 10.0
+
+
+def _actor(actor: Any) -> str:
+    if not isinstance(actor, str) or not 1 <= len(actor) <= MAX_ACTOR or not checks.is_text(actor) or "\x00" in actor:
+        raise InvalidInput(f"actor must be 1-{MAX_ACTOR} characters of text, got {actor!r:.80}")
+    return actor

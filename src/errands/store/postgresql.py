@@ -15,11 +15,25 @@ from operator import itemgetter
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Double, Engine, Executable, Select, bindparam, create_engine, func, insert, select
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Double,
+    Engine,
+    Executable,
+    Select,
+    bindparam,
+    cast,
+    create_engine,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Outcome
@@ -93,6 +107,17 @@ class PostgresDriver:
 
     def listen(self, url: URL, callback: Callback, on_error: OnError) -> PgListener:
         return PgListener(url, callback, on_error).start()
+
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        # the expression of the GIN indexes (schema.py): errands_jsonb is NULL for text jsonb refuses
+        document = func.errands_jsonb(column, type_=postgresql.JSONB)
+        return document.op("@>", return_type=Boolean)(cast(candidate, postgresql.JSONB))
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        # reltuples: -1 before the first VACUUM or ANALYZE (PostgreSQL 14+); to_regclass follows search_path
+        stmt = sql_text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:table)")
+        estimate = conn.execute(stmt, {"table": table}).scalar()
+        return None if estimate is None or estimate < 0 else int(estimate)
 
 
 DRIVER = PostgresDriver()
