@@ -22,6 +22,7 @@ from sqlalchemy import (
     Engine,
     Executable,
     Select,
+    Text,
     bindparam,
     cast,
     create_engine,
@@ -111,7 +112,8 @@ class PostgresDriver:
     def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
         # the expression of the GIN indexes (schema.py): errands_jsonb is NULL for text jsonb refuses
         document = func.errands_jsonb(column, type_=postgresql.JSONB)
-        return document.op("@>", return_type=Boolean)(cast(candidate, postgresql.JSONB))
+        wanted = cast(bindparam(None, candidate, type_=Text), postgresql.JSONB)  # JSON text: not encoded again
+        return document.op("@>", return_type=Boolean)(wanted)
 
     def estimated_rows(self, conn: Connection, table: str) -> int | None:
         # reltuples: -1 before the first VACUUM or ANALYZE (PostgreSQL 14+); to_regclass follows search_path
