@@ -29,6 +29,18 @@ JOB_IDS = range(1, 2**63)
 EARLIEST = datetime(1000, 1, 1)  # MariaDB's DATETIME starts at year 1000
 
 
+def shown(value: Any, width: int = 120) -> str:
+    """A caller's value as an error message shows it, cut to `width`. Never itself an error: repr() of an int
+    of 5,000 digits raises ValueError, of a list nested 5,000 deep RecursionError."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    if value is None or isinstance(value, str | bytes | int | float | bool | datetime):
+        return repr(value)[:width]
+    if isinstance(value, list | tuple | dict | Set):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
 def target_and_method(target: Any, method: Any, where: str = "") -> tuple[str, str]:
     if not isinstance(target, str) or not isinstance(method, str):
         raise InvalidInput(
@@ -56,7 +68,7 @@ def job_id(job_id: Any) -> int:
 
 def flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise InvalidInput(f"{name} must be True or False, got {value!r}")
+        raise InvalidInput(f"{name} must be True or False, got {shown(value)}")
     return value
 
 
@@ -134,9 +146,9 @@ def kwarg_dict(name: str, value: Any) -> dict[str, Any]:
 def queue_name(queue: Any) -> str:
     """`queue` if it is a name a queue can have (the CLI checks --queue with it too), else InvalidInput."""
     if not isinstance(queue, str) or not queue or len(queue) > MAX_QUEUE:
-        raise InvalidInput(f"queue must be 1-{MAX_QUEUE} printable characters, got {queue!r:.120}")
+        raise InvalidInput(f"queue must be 1-{MAX_QUEUE} printable characters, got {shown(queue)}")
     if not queue.isprintable() or queue.strip() != queue:
-        raise InvalidInput(f"queue must be 1-{MAX_QUEUE} printable characters, got {queue!r}")
+        raise InvalidInput(f"queue must be 1-{MAX_QUEUE} printable characters, got {shown(queue)}")
     return queue
 
 
@@ -145,7 +157,7 @@ INT32 = range(-(2**31), 2**31)  # the columns are 32-bit INTEGER on every backen
 
 def int32(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in INT32:
-        raise InvalidInput(f"{name} must be a 32-bit integer, got {value!r:.120}")
+        raise InvalidInput(f"{name} must be a 32-bit integer, got {shown(value)}")
     return int(value)
 
 
@@ -159,7 +171,7 @@ def attempts(value: int | None) -> int | None:
 
 def non_negative(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 and math.isfinite(value)):
-        raise InvalidInput(f"{name} must be a number of seconds >= 0, got {value!r:.120}")
+        raise InvalidInput(f"{name} must be a number of seconds >= 0, got {shown(value)}")
     return float(value)
 
 
@@ -170,7 +182,7 @@ def delay(value: float) -> float:
     try:  # the store adds it to its clock: a delay past year 9999 would raise OverflowError there
         utc_now() + timedelta(seconds=seconds)
     except OverflowError:
-        raise InvalidInput(f"delay is too far in the future, got {value!r}") from None
+        raise InvalidInput(f"delay is too far in the future, got {shown(value)}") from None
     return seconds
 
 
@@ -191,5 +203,5 @@ def positive(name: str, value: float | None) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value <= MAX_DURATION_S):
-        raise InvalidInput(f"{name} must be a number of seconds > 0 and <= {MAX_DURATION_S:.0f}, got {value!r:.120}")
+        raise InvalidInput(f"{name} must be a number of seconds > 0 and <= {MAX_DURATION_S:.0f}, got {shown(value)}")
     return float(value)

@@ -254,7 +254,7 @@ class Client:
         """How many jobs match, counted up to `cap` (past it: Count(cap, exact=False)); limit and before_id
         don't bound it."""
         if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_COUNT_CAP:
-            raise InvalidInput(f"cap must be 1 to {MAX_COUNT_CAP}, got {cap!r:.80}")
+            raise InvalidInput(f"cap must be 1 to {MAX_COUNT_CAP}, got {checks.shown(cap, 80)}")
         return self._store.jobs_count(check_search(search), cap)
 
     def stats(self) -> Stats:
@@ -274,7 +274,7 @@ class Client:
     def failure_groups(self, limit: int = 50) -> list[FailureGroup]:
         """Failed jobs grouped by error type, target and method, largest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_GROUPS:
-            raise InvalidInput(f"limit must be 1 to {MAX_GROUPS}, got {limit!r:.80}")
+            raise InvalidInput(f"limit must be 1 to {MAX_GROUPS}, got {checks.shown(limit, 80)}")
         return self._store.failure_groups(limit)
 
     def bulk_start(self, action: str, search: JobSearch, *, actor: str) -> BulkRun:
@@ -283,7 +283,7 @@ class Client:
         from errands import bulk
 
         if action not in bulk.ACTIONS:
-            raise InvalidInput(f"action must be one of {', '.join(bulk.ACTIONS)}, got {action!r:.80}")
+            raise InvalidInput(f"action must be one of {', '.join(bulk.ACTIONS)}, got {checks.shown(action, 80)}")
         run, walked = bulk.new_run(self._store, action, check_search(search), _actor(actor))
         self.log.info(None, f"Bulk run {run.id} started by {run.created_by}: {action} {search_to_json(walked)}")
         walk = bulk.BulkAction(self._store, self.log, run, walked, self.settings.max_retries)
@@ -308,5 +308,5 @@ BULK_JOIN_S = 10.0
 
 def _actor(actor: Any) -> str:
     if not isinstance(actor, str) or not 1 <= len(actor) <= MAX_ACTOR or not checks.is_text(actor) or "\x00" in actor:
-        raise InvalidInput(f"actor must be 1-{MAX_ACTOR} characters of text, got {actor!r:.80}")
+        raise InvalidInput(f"actor must be 1-{MAX_ACTOR} characters of text, got {checks.shown(actor, 80)}")
     return actor

@@ -61,7 +61,7 @@ def search_from_json(data: Mapping[str, Any]) -> JobSearch:
         raise InvalidInput(f"a search is a JSON object, got {type(data).__name__}")
     unknown = sorted(str(key) for key in data if key not in KEYS)
     if unknown:
-        raise InvalidInput(f"unknown search field {unknown[0]!r:.80}: the fields are {', '.join(KEYS)}")
+        raise InvalidInput(f"unknown search field {checks.shown(unknown[0], 80)}: the fields are {', '.join(KEYS)}")
     status = data.get("status")
     statuses = () if status is None else (status,) if isinstance(status, str) else status
     if not isinstance(statuses, list | tuple):
@@ -109,7 +109,7 @@ def _statuses(statuses: Any) -> tuple[JobState, ...]:
             seen[JobState(status)] = None
         except ValueError:
             names = ", ".join(state.value for state in JobState)
-            raise InvalidInput(f"status must be one of {names}, got {status!r:.80}") from None
+            raise InvalidInput(f"status must be one of {names}, got {checks.shown(status, 80)}") from None
     return tuple(seen)
 
 
@@ -117,7 +117,7 @@ def _optional_text(name: str, value: Any, most: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= most:
-        raise InvalidInput(f"{name} must be 1-{most} characters of text, got {value!r:.120}")
+        raise InvalidInput(f"{name} must be 1-{most} characters of text, got {checks.shown(value, 120)}")
     if "\x00" in value or not checks.is_text(value):
         raise InvalidInput(f"{name} must be valid Unicode text without NUL")
     return value
@@ -159,7 +159,7 @@ def _parse_time(name: str, value: Any) -> Any:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(f"{name} must be an ISO-8601 time, got {value!r:.80}") from None
+        raise InvalidInput(f"{name} must be an ISO-8601 time, got {checks.shown(value, 80)}") from None
     return moment
 
 
@@ -171,11 +171,11 @@ def _optional_id(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value not in checks.JOB_IDS:
-        raise InvalidInput(f"{name} must be a job id (1 to 2**63-1), got {value!r:.80}")
+        raise InvalidInput(f"{name} must be a job id (1 to 2**63-1), got {checks.shown(value, 80)}")
     return int(value)
 
 
 def _limit(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE:
-        raise InvalidInput(f"limit must be 1 to {MAX_PAGE}, got {value!r:.80}")
+        raise InvalidInput(f"limit must be 1 to {MAX_PAGE}, got {checks.shown(value, 80)}")
     return int(value)
