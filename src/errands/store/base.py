@@ -29,13 +29,15 @@ class JobFilter:
 
 @dataclass(frozen=True)
 class Claim:
-    """Who claims, for how long. `queues` empty means every queue."""
+    """Who claims, for how long. `queues` empty means every queue; `exclude`: queues not to claim from now
+    (the paused ones)."""
 
     owner: str
     token: str
     lease_s: float
     worker: str  # host:pid, recorded on the attempt
     queues: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

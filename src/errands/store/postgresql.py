@@ -78,6 +78,7 @@ class PostgresDriver:
             "now": now,
             "any_queue": not claim.queues,
             "queues": list(claim.queues),
+            "exclude": list(claim.exclude),
             "limit": limit,
             "owner": claim.owner,
             "token": claim.token,
@@ -130,7 +131,7 @@ DRIVER = PostgresDriver()
 # database's (or the caller's, in tests); the commit needn't wait for its WAL flush (~2 ms here): if the
 # server crashes before it, the claim is undone and the job is pending again, which at-least-once allows, and
 # the durable commit of its completion flushes it anyway. set_config(..., true) lasts for this transaction.
-# The conditions are claim.py's `due` and CLAIM_ORDER.
+# The conditions are claim.py's `due` (`exclude`: the paused queues; an empty array excludes nothing) and CLAIM_ORDER.
 _CLAIM = """
 WITH claimed AS (
     UPDATE errands_jobs j
@@ -145,6 +146,7 @@ WITH claimed AS (
           AND scheduled_at <= COALESCE(:now, now() AT TIME ZONE 'UTC')
           AND (lease_expires_at IS NULL OR lease_expires_at < COALESCE(:now, now() AT TIME ZONE 'UTC'))
           AND (CAST(:any_queue AS boolean) OR queue = ANY(CAST(:queues AS text[])))
+          AND queue <> ALL(CAST(:exclude AS text[]))
         ORDER BY priority DESC, scheduled_at, id
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
