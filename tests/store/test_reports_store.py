@@ -230,6 +230,18 @@ def test_queues_pause_and_resume(store: SqlStore) -> None:
     assert tuple(row) == ("alice", now)
 
 
+def test_a_claim_excludes_the_queues_it_is_told(store: SqlStore) -> None:
+    mail = insert(store, queue="mail")
+    other = insert(store, queue="other")
+    third = insert(store, queue="third")
+    claim = replace(CLAIM, exclude=("mail", "third"))
+    assert [job.id for job in store.jobs_claim(claim, 10, now=at(1))] == [other]
+    assert [
+        job.id for job in store.jobs_claim(replace(claim, queues=("mail", "third"), exclude=("mail",)), 10, now=at(1))
+    ] == [third]
+    assert [job.id for job in store.jobs_claim(CLAIM, 10, now=at(1))] == [mail]
+
+
 # batches and bulk runs --------------------------------------------------------------------------------------
 
 

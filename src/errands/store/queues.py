@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from errands.jobs import JobState
 from errands.reports import QueueInfo
+from errands.store.notify import JOBS_CHANNEL
 from errands.store.reports import SqlParts
 from errands.store.schema import jobs, queues
 
@@ -50,6 +51,8 @@ class QueuesMixin(SqlParts):
                         conn.execute(insert(queues).values(name=queue, **values))
                 except IntegrityError:  # another operator's first change of this queue came first: ours is later
                     conn.execute(update(queues).where(queues.c.name == queue).values(values))
+            if not paused:
+                self.driver.notify(conn, JOBS_CHANNEL, queue)  # idle workers claim again
             return self._queues(conn, moment, {queue}, only={queue})[0]
 
     def queues_paused(self) -> frozenset[str]:
