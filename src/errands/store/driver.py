@@ -94,6 +94,16 @@ class Driver(Protocol):
         statement (concurrent hits from other replicas all count); the row's hits after it."""
         ...
 
+    # reports (store/reports.py)
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        """Whether the JSON text in `column` contains the JSON `candidate` (jsonb's @> rules: an object its
+        keys' values, an array each candidate element somewhere). PostgreSQL: through the GIN index."""
+        ...
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        """The planner's row estimate for `table`, or None where there is none cheap enough to trust."""
+        ...
+
 
 _MODULES = {"sqlite": "errands.store.sqlite", "postgresql": "errands.store.postgresql", "mysql": "errands.store.mysql"}
 
