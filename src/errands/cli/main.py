@@ -364,7 +364,8 @@ def prune_command(
         float, typer.Option("--older-than", callback=_bounded_seconds(MAX_AGE_S), help="seconds since the job finished")
     ],
 ) -> None:
-    """Delete finished jobs (completed, failed, cancelled) and their attempts."""
+    """Delete finished jobs (completed, failed, cancelled), their attempts and log lines; and log lines older
+    than log_retention."""
     with connected() as client:
         removed = client.prune(older_than)
     print(f"pruned {removed} finished jobs")

@@ -84,8 +84,9 @@ class Driver(Protocol):
         another transaction holds)."""
         ...
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
-        """A thread that calls back on enqueues and cancels, or None where workers must poll."""
+    def listen(self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = ...) -> Listener | None:
+        """A thread that calls back on these channels (default: enqueues and cancels, notify.py), or None where
+        the caller must poll."""
         ...
 
     # accounts

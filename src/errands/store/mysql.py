@@ -120,7 +120,7 @@ class MysqlDriver:
     def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt.with_for_update(skip_locked=True)
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
+    def listen(self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = ()) -> Listener | None:
         return None
 
     def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
@@ -155,7 +155,7 @@ UPDATE errands_jobs j
 JOIN JSON_TABLE(:batch, '$[*]' COLUMNS (
     id BIGINT PATH '$[0]', token VARCHAR(64) PATH '$[1]', result LONGTEXT PATH '$[2]'
 )) v ON j.id = v.id
-SET j.status = 'completed', j.finished_at = :now, j.result = v.result,
+SET j.status = 'completed', j.finished_at = :now, j.changed_at = :now, j.result = v.result,
     j.error_type = NULL, j.error_message = NULL, j.error_traceback = NULL,
     j.lease_owner = NULL, j.lease_token = NULL, j.lease_expires_at = NULL
 WHERE j.status = 'running' AND j.lease_token = v.token
