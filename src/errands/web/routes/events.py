@@ -38,7 +38,7 @@ def hub_for(client: Client) -> ChangeHub:
         return client.change_feed()
 
     def listen(wake: Callable[[], None]) -> Stoppable | None:
-        return client.listen_changes(lambda *_: wake())
+        return client.listen_changes(wake)
 
     return ChangeHub(feed, listen)
 
