@@ -18,7 +18,7 @@ from errands.web import errors, metrics
 from errands.web.deps import AppState
 from errands.web.middleware import BodyLimit, SecurityHeaders
 from errands.web.responses import JSONResponse
-from errands.web.routes import events, health, observe
+from errands.web.routes import admin, auth, events, health, jobs, observe
 
 API_TITLE = "errands"
 API_VERSION = "1"
@@ -47,7 +47,15 @@ def create_app(settings: Settings) -> FastAPI:
         default_response_class=JSONResponse,
     )
     errors.install(app)
-    for router in (observe.router, events.router, health.router, metrics.router):
+    for router in (
+        auth.router,
+        jobs.router,
+        admin.router,
+        observe.router,
+        events.router,
+        health.router,
+        metrics.router,
+    ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so a 413 gets the headers too

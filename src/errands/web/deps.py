@@ -14,9 +14,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from errands.access import Action, Identity
 from errands.client import Client
@@ -123,3 +123,9 @@ def limit(state: AppState, identity: Identity) -> None:
             f"rate limit: {state.settings.rate_limit} requests a minute; retry in {seconds} s",
             headers={"Retry-After": str(seconds)},
         )
+
+
+# the identities routes declare, once: `identity: Reader`
+Reader = Annotated[Identity, Depends(requires(Action.READ))]
+Operator = Annotated[Identity, Depends(requires(Action.OPERATE))]
+Admin = Annotated[Identity, Depends(requires(Action.ADMINISTER))]
