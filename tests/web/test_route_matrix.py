@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, Caller
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
+from webapi import Api, Caller
 
 from errands.access import Action, Role, permits
 from errands.web.deps import OPEN_ROUTES

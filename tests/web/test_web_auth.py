@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, Api, start_api, web_settings
+from webapi import PASSWORD, Api, running_api, web_settings
 
 from errands.access import Role, Scope
 from errands.web.deps import SESSION_COOKIE
@@ -107,7 +107,7 @@ def test_a_token_never_goes_beyond_its_scope_nor_its_users_role(api: Api) -> Non
 
 @pytest.mark.backends("sqlite", "postgresql", "mariadb")
 def test_requests_are_rate_limited_per_identity(db_url: str, tmp_path: Path) -> None:
-    for api in start_api(web_settings(db_url, tmp_path, rate_limit=5)):
+    with running_api(web_settings(db_url, tmp_path, rate_limit=5)) as api:
         first, second = api.bearer(Role.VIEWER, Scope.READ), api.login(Role.VIEWER)
         answers = [first.get("/api/jobs").status_code for _ in range(5)]
         limited = first.get("/api/jobs")
@@ -120,7 +120,7 @@ def test_requests_are_rate_limited_per_identity(db_url: str, tmp_path: Path) -> 
 
 
 def test_failed_logins_are_limited_per_account(db_url: str, tmp_path: Path) -> None:
-    for api in start_api(web_settings(db_url, tmp_path, login_rate_limit=3)):
+    with running_api(web_settings(db_url, tmp_path, login_rate_limit=3)) as api:
         name = api.user(Role.VIEWER)
         wrong = [
             api.anonymous.post("/api/auth/login", json={"username": name, "password": "wrong password"}).status_code

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Api, Caller, start_api, web_settings
+from webapi import Api, Caller, running_api, web_settings
 
 from errands.access import Role, Scope
 
@@ -19,16 +19,16 @@ def operator(api: Api) -> Caller:
 
 
 def test_oversized_bodies_are_413_with_or_without_content_length(db_url: str, tmp_path: Path) -> None:
-    for api in start_api(web_settings(db_url, tmp_path, max_body_bytes=2048)):
+    with running_api(web_settings(db_url, tmp_path, max_body_bytes=2048)) as api:
         caller = api.bearer(Role.OPERATOR, Scope.OPERATE)
         big = b'{"target": "examples.jobs:add", "args": ["' + b"x" * 4000 + b'"]}'
 
-        def chunks() -> Iterator[bytes]:
-            for start in range(0, len(big), 500):
-                yield big[start : start + 500]
+        def chunks(body: bytes) -> Iterator[bytes]:
+            for start in range(0, len(body), 500):
+                yield body[start : start + 500]
 
         headers = {"Content-Type": "application/json"}
-        for content in (big, chunks()):
+        for content in (big, chunks(big)):
             answer = caller.post("/api/jobs", content=content, headers=headers)
             assert answer.status_code == 413
             assert "2048 bytes" in answer.json()["error"]

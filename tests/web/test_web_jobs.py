@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import Api, Caller
+from webapi import Api, Caller
 
 from errands import testing
 from errands.access import Role, Scope
