@@ -83,6 +83,12 @@ class Driver(Protocol):
         """A thread that calls back on enqueues and cancels, or None where workers must poll."""
         ...
 
+    # accounts
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        """Add one to the errands_rate_counters row (key, window_start), creating it at 1, in one atomic
+        statement (concurrent hits from other replicas all count); the row's hits after it."""
+        ...
+
 
 _MODULES = {"sqlite": "errands.store.sqlite", "postgresql": "errands.store.postgresql", "mysql": "errands.store.mysql"}
 

@@ -26,7 +26,7 @@ from errands.store.base import Claim, Outcome
 from errands.store.driver import Callback, OnError
 from errands.store.insert import server_clock_insert, server_clock_params, wakes_workers
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, deliver, report
-from errands.store.schema import attempts, jobs
+from errands.store.schema import attempts, jobs, rate_counters
 
 
 class PostgresDriver:
@@ -93,6 +93,18 @@ class PostgresDriver:
 
     def listen(self, url: URL, callback: Callback, on_error: OnError) -> PgListener:
         return PgListener(url, callback, on_error).start()
+
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        stmt = (
+            postgresql.insert(rate_counters)
+            .values(key=key, window_start=window_start, hits=1)
+            .on_conflict_do_update(
+                index_elements=[rate_counters.c.key, rate_counters.c.window_start],
+                set_={"hits": rate_counters.c.hits + 1},
+            )
+            .returning(rate_counters.c.hits)
+        )
+        return int(conn.execute(stmt).scalar_one())
 
 
 DRIVER = PostgresDriver()

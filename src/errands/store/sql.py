@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from errands.errors import InvalidTransition, JobNotFound, StoreError
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
 from errands.retry import crash_budget_spent
+from errands.store.accounts import AccountRows
 from errands.store.base import Claim, Finished, JobFilter, Listener, Outcome, Rescued, RetryBudget, WorkerInfo
 from errands.store.claim import running_values
 from errands.store.driver import OnError, driver_for
@@ -39,7 +40,7 @@ SLOW_CLAIM_SHARE = 0.25
 PRUNE_BATCH = 500
 
 
-class SqlStore:
+class SqlStore(AccountRows):
     def __init__(self, url: str) -> None:
         self.url = url
         normalized = normalize_url(url)
