@@ -6,12 +6,12 @@ and keeps them in an AppState on `app.state.errands`; every route reaches them t
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from errands.accounts import Accounts
 from errands.client import connect
 from errands.settings import Settings, load_settings
 from errands.web import errors, metrics
@@ -28,8 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings)
-        accounts_module = importlib.import_module("errands.accounts")  # TODO: a plain import once h/accounts is merged
-        accounts = accounts_module.Accounts.open(settings)
+        accounts = Accounts.open(settings)
         app.state.errands = AppState(settings=settings, client=client, accounts=accounts)
         try:
             yield
@@ -44,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth2 here: one open route less
         default_response_class=JSONResponse,
     )
     errors.install(app)
