@@ -28,12 +28,14 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings)
-        accounts = Accounts.open(settings)
-        app.state.errands = AppState(settings=settings, client=client, accounts=accounts)
         try:
-            yield
+            accounts = Accounts.open(settings)
+            try:
+                app.state.errands = AppState(settings=settings, client=client, accounts=accounts)
+                yield
+            finally:
+                accounts.close()
         finally:
-            accounts.close()
             client.close()
 
     app = FastAPI(
