@@ -182,7 +182,8 @@ class Accounts:
         new = NewToken(found.user.id, _token_name(name), scope, _sha256(token), _expires_in_s(expires_days))
         info = self._store.token_insert(new, now=now)
         expires = iso(info.expires_at) if info.expires_at else "never"
-        self.record(actor, "token.create", f"token {info.id}", f"user {owner}, scope {scope.value}, expires {expires}")
+        detail = f"user {owner}, scope {scope.value}, expires {expires}" + (f", name {info.name}" if info.name else "")
+        self.record(actor, "token.create", f"token {info.id}", detail)
         return info, token
 
     def tokens(self) -> list[TokenInfo]:
