@@ -3,7 +3,8 @@
     ErrandsError
     ├── ConfigError(key)                 a bad config file or value
     ├── StoreError                       the database failed (driver error as __cause__)
-    │   └── NotMigrated                  the schema is missing or behind: run `errands migrate`
+    │   ├── NotMigrated                  the schema is missing or behind: run `errands migrate`
+    │   └── StoreUnavailable             the database can't be reached, or the connection dropped
     ├── InvalidInput                     bad arguments from a caller (CLI, API, Python)
     │   ├── TargetNotAllowed(target, method)
     │   ├── AuthFailed                   wrong username or password (one message for both)
@@ -40,6 +41,12 @@ class StoreError(ErrandsError):
 class NotMigrated(StoreError):
     def __init__(self, url: str) -> None:
         super().__init__(f"the database at {url} has no errands schema or an old one: run `errands migrate`")
+
+
+class StoreUnavailable(StoreError):
+    """The database can't be reached, or the connection dropped: transient (a restart, a failover, a network
+    cut). The store reconnects by itself on a later call once the database answers again; the API answers 503.
+    A connection lost while a transaction committed leaves its outcome unknown: the message says so."""
 
 
 class InvalidInput(ErrandsError):

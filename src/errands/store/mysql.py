@@ -39,6 +39,7 @@ from errands.store.claim import next_due, running_values
 from errands.store.driver import Callback, OnError
 from errands.store.finish import still_leased
 from errands.store.insert import insert_row, server_clock_insert, server_clock_params
+from errands.store.liveness import replace_stale_on_checkout, server_spoke
 from errands.store.schema import attempts, jobs, rate_counters
 
 _IN_TRANSACTION = 1  # MySQL protocol: SERVER_STATUS_IN_TRANS, in the status flags of every reply
@@ -180,6 +181,13 @@ class _Unpacked:
             raise AttributeError(name) from None
 
 
+def _stale(conn: Any) -> bool:
+    """Closed, or told something while idle (a KILL, wait_timeout, a shutdown): liveness.py. PyMySQL keeps its
+    socket in `_sock` (None once closed): no public name gives it."""
+    sock = getattr(conn, "_sock", None)
+    return sock is None or server_spoke(sock.fileno())
+
+
 def _engine(url: URL) -> Engine:
     # READ COMMITTED: fewer gap locks under SKIP LOCKED claims; UTC sessions so DB times are UTC
     engine = create_engine(
@@ -188,6 +196,8 @@ def _engine(url: URL) -> Engine:
         connect_args={"init_command": "SET time_zone = '+00:00'"},
         pool_reset_on_return=None,  # see _reset
     )
+
+    replace_stale_on_checkout(engine, _stale)
 
     @event.listens_for(engine, "reset")
     def _reset(dbapi_conn: Any, _record: Any, state: Any) -> None:

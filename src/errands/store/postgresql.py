@@ -25,8 +25,11 @@ from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Outcome
 from errands.store.driver import Callback, OnError
 from errands.store.insert import server_clock_insert, server_clock_params, wakes_workers
+from errands.store.liveness import replace_stale_on_checkout, server_spoke
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, deliver, report
 from errands.store.schema import attempts, jobs, rate_counters
+
+CONNECT_TIMEOUT_S = 10  # unless the URL says otherwise (?connect_timeout=N)
 
 
 class PostgresDriver:
@@ -37,7 +40,11 @@ class PostgresDriver:
     raw_errors: tuple[type[BaseException], ...] = (psycopg.Error,)
 
     def create_engine(self, url: URL) -> Engine:
-        return create_engine(url)
+        # libpq waits for an unreachable host as long as TCP does (minutes): a call fails sooner, and says so
+        waits = {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+        engine = create_engine(url, connect_args=waits)
+        replace_stale_on_checkout(engine, _stale)
+        return engine
 
     def transaction_options(self, *, one_statement: bool) -> dict[str, Any]:
         # a single statement is its own transaction: autocommit saves the BEGIN and COMMIT round trips
@@ -108,6 +115,16 @@ class PostgresDriver:
 
 
 DRIVER = PostgresDriver()
+
+
+def _stale(conn: psycopg.Connection[Any]) -> bool:
+    """Closed, broken, or told something while idle (a restart's 57P01, a terminated backend): liveness.py."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        return server_spoke(conn.pgconn.socket)
+    except psycopg.OperationalError:  # libpq has no socket for it any more
+        return True
 
 
 # The claim in one statement. The picked ids go in as an array (`= ANY(ARRAY(...))`), so the update finds them

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, case, delete, func, insert, inspect, select, 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from errands.errors import InvalidTransition, JobNotFound, StoreError
+from errands.errors import InvalidTransition, JobNotFound, StoreError, StoreUnavailable
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
 from errands.retry import crash_budget_spent
 from errands.store.accounts import AccountRows
@@ -45,8 +45,10 @@ class SqlStore(AccountRows):
         self.url = url
         normalized = normalize_url(url)
         self.driver = driver_for(normalized)
-        # No pre-ping: it would cost a round trip per transaction. A dropped connection fails one transaction
-        # (StoreError), SQLAlchemy discards it, and the caller's next one reconnects (the worker loop retries).
+        # No pre-ping: it would cost a round trip per transaction. A connection the server closed while it was
+        # idle in the pool is replaced at checkout (liveness.py); one dropped during a transaction fails that
+        # transaction (StoreUnavailable), SQLAlchemy discards the pool's connections, and the next call
+        # reconnects.
         self.engine = self.driver.create_engine(normalized)
         self.dialect = self.driver.name
         self.concurrent_writes = self.driver.concurrent_writes
@@ -59,18 +61,32 @@ class SqlStore(AccountRows):
 
     @contextmanager
     def _tx(self, write: bool = True, *, one_statement: bool = False) -> Iterator[Connection]:
-        """One transaction; a driver error leaves as StoreError with the driver's exception as its cause.
-        one_statement: the transaction is a single statement, which PostgreSQL runs as its own transaction
-        (autocommit), saving the BEGIN and COMMIT round trips."""
+        """One transaction; a driver error leaves as StoreError with the driver's exception as its cause, and
+        as StoreUnavailable when the database can't be reached or the connection dropped (the next call
+        connects afresh: liveness.py). one_statement: the transaction is a single statement, which PostgreSQL
+        runs as its own transaction (autocommit), saving the BEGIN and COMMIT round trips."""
         options: dict[str, Any] = {
             "errands_write": write,
             **self.driver.transaction_options(one_statement=one_statement),
         }
+        conn = self._connect()
+        # whether a lost connection leaves the transaction's outcome unknown: its COMMIT (or, in autocommit,
+        # its one write statement) may have been applied before the connection went
+        ambiguous = write and one_statement
         try:
-            with self.engine.connect().execution_options(**options) as conn, conn.begin():
-                yield conn
+            with conn:
+                conn.execution_options(**options)
+                with conn.begin():
+                    yield conn
+                    ambiguous = write
         except self._errors as exc:
-            raise StoreError(describe(exc)) from exc
+            raise _failure(exc, ambiguous) from exc
+
+    def _connect(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except self._errors as exc:  # refused, starting up or shutting down, a timeout, the pool exhausted
+            raise StoreUnavailable(f"the database at {self.safe_url} can't be reached ({describe(exc)})") from exc
 
     def _now(self, conn: Connection, now: datetime | None) -> datetime:
         """The time a write uses: the caller's (tests) or the database's clock (SQLite: this machine's)."""
@@ -480,6 +496,15 @@ class SqlStore(AccountRows):
 def describe(exc: BaseException) -> str:
     """One line for a driver error: its class and the first line of its message."""
     return f"database error: {exc.__class__.__name__}: {_first_line(exc)}"
+
+
+def _failure(exc: BaseException, ambiguous: bool) -> StoreError:
+    """The StoreError for a driver error in a transaction: StoreUnavailable when SQLAlchemy found the
+    connection lost (it invalidated it, and the pool's older ones with it)."""
+    if not getattr(exc, "connection_invalidated", False):
+        return StoreError(describe(exc))
+    unknown = ": the transaction may or may not have been applied" if ambiguous else ""
+    return StoreUnavailable(f"the connection to the database was lost{unknown} ({describe(exc)})")
 
 
 def _refused(exc: StoreError) -> bool:
