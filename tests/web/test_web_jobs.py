@@ -199,3 +199,13 @@ def test_bulk_refuses_a_bad_action_or_filter(operator: Caller) -> None:
         answer = operator.post("/api/jobs/bulk", json=body)
         assert answer.status_code in (400, 422), (body, answer.text)
         assert answer.json()["error"]
+
+
+@pytest.mark.backends("sqlite")
+def test_an_infinite_result_is_a_string_not_a_500(api: Api, operator: Caller) -> None:
+    job_id = enqueue(operator, args=[1e308, 1e308])  # add() overflows to inf: no JSON number holds it
+    [job] = testing.drain(api.state.client)
+    assert job.status.value == "completed"
+    answer = operator.get(f"/api/jobs/{job_id}")
+    assert answer.status_code == 200
+    assert answer.json()["result"] == "Infinity"
