@@ -88,6 +88,8 @@ def send_examples(env: dict[str, str]) -> None:
 
 def banner(password: str) -> None:
     login = json.dumps({"username": DEMO_USER, "password": password})
+    command = Path(sys.executable).with_name("errands")
+    shown = command.relative_to(ROOT) if command.is_relative_to(ROOT) else command
     print(
         f"""
 ================================================================================
@@ -96,8 +98,8 @@ def banner(password: str) -> None:
 
    curl -s -c cookies.txt -H 'Content-Type: application/json' \\
         -d '{login}' {URL}/api/auth/login
-   errands tokens create {DEMO_USER} --scope operate      # then: curl -H "Authorization: Bearer <token>" \\
-                                                    #        {URL}/api/jobs
+   TOKEN=$({shown} tokens create {DEMO_USER} --scope operate)
+   curl -s -H "Authorization: Bearer $TOKEN" {URL}/api/jobs
  Logs: logs/background_jobs.log and logs/background_jobs_errors.log
  The server and the worker keep running; Ctrl-C stops both.
 ================================================================================""",
