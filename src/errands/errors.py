@@ -11,6 +11,7 @@
     │   └── UserExists(name)             a user of that name exists already
     ├── JobNotFound(job_id)
     ├── InvalidTransition(job_id, from_, to)
+    ├── BulkRunNotFound(run_id)
     ├── UserNotFound(name)
     ├── TokenNotFound(token_id)
     └── RateLimited(retry_after)         too many requests (or failed logins) this minute
@@ -107,3 +108,9 @@ class RateLimited(ErrandsError):
     def __init__(self, retry_after: float, what: str = "requests") -> None:
         super().__init__(f"too many {what}: try again in {math.ceil(retry_after)} s")
         self.retry_after = retry_after
+
+
+class BulkRunNotFound(ErrandsError):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"bulk run {run_id} not found")
+        self.run_id = run_id

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob
 from errands.store.base import Claim, Listener, Outcome
@@ -87,6 +88,16 @@ class Driver(Protocol):
     def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
         """Add one to the errands_rate_counters row (key, window_start), creating it at 1, in one atomic
         statement (concurrent hits from other replicas all count); the row's hits after it."""
+        ...
+
+    # reports (store/reports.py)
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        """Whether the JSON text in `column` contains the JSON `candidate` (jsonb's @> rules: an object its
+        keys' values, an array each candidate element somewhere). PostgreSQL: through the GIN index."""
+        ...
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        """The planner's row estimate for `table`, or None where there is none cheap enough to trust."""
         ...
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Listener, Outcome
@@ -128,6 +129,13 @@ class MysqlDriver:
         conn.execute(upsert)
         this = (rate_counters.c.key == key, rate_counters.c.window_start == window_start)
         return int(conn.execute(select(rate_counters.c.hits).where(*this)).scalar_one())
+
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        # not indexed: MariaDB has no index on a JSON document's values
+        return func.JSON_CONTAINS(column, candidate) == 1
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        return None  # InnoDB's table_rows is off by up to half: exact counts instead
 
 
 DRIVER = MysqlDriver()
