@@ -175,12 +175,12 @@ def test_bulk_cancel_by_filter_with_a_dry_run_and_progress(api: Api, operator: C
     started = operator.post("/api/jobs/bulk", json=body)
     assert started.status_code == 202, started.text
     run = started.json()["run"]
-    assert run["action"] == "cancel" and run["total"] == 30
+    assert run["action"] == "cancel" and run["status"] == "running"
     deadline = time.monotonic() + 30
     while run["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.05)  # the run goes on in a thread of the server: poll its progress as the dashboard would
         run = operator.get(f"/api/jobs/bulk/{run['id']}").json()["run"]
-    assert run["status"] == "done" and run["done"] == 30 and run["skipped"] == 0
+    assert run["status"] == "done" and run["total"] == run["done"] == 30 and run["skipped"] == 0
     assert {job.status.value for job in client.jobs(queue="bulk")} == {"cancelled"}
     assert client.jobs(queue="default")[0].status.value == "pending"
     [entry] = [e for e in api.state.accounts.audit() if e.action == "jobs.bulk_cancel"]
