@@ -32,7 +32,6 @@ class ApiError(Exception):
 
 def _status_table() -> list[tuple[type[Exception], int]]:
     """errands errors -> HTTP status, subclasses before their bases."""
-    bulk_missing = getattr(errors, "BulkRunNotFound", None)  # h/reads adds it
     return [
         (errors.AuthFailed, 401),  # an InvalidInput
         (errors.UserExists, 409),  # an InvalidInput
@@ -40,7 +39,7 @@ def _status_table() -> list[tuple[type[Exception], int]]:
         (errors.JobNotFound, 404),
         (errors.UserNotFound, 404),
         (errors.TokenNotFound, 404),
-        *([(bulk_missing, 404)] if isinstance(bulk_missing, type) else []),
+        (errors.BulkRunNotFound, 404),
         (errors.InvalidTransition, 409),
         (errors.RateLimited, 429),
         (errors.StoreError, 503),  # StoreUnavailable, NotMigrated and the rest: the database, not the request
