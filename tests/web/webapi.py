@@ -69,10 +69,10 @@ class Api:
         self.state.accounts.create_user(name, role, PASSWORD, actor="test")
         return name
 
-    def login(self, role: Role = Role.ADMIN, *, name: str | None = None) -> Caller:
+    def login(self, role: Role = Role.ADMIN, *, name: str | None = None, password: str = PASSWORD) -> Caller:
         name = name or self.user(role)
         http = self.client()
-        response = http.post("/api/auth/login", json={"username": name, "password": PASSWORD})
+        response = http.post("/api/auth/login", json={"username": name, "password": password})
         assert response.status_code == 200, response.text
         return Caller(http, name, csrf=response.json()["csrf_token"])
 
