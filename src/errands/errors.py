@@ -10,8 +10,8 @@
     │   ├── AuthFailed                   wrong username or password (one message for both)
     │   └── UserExists(name)             a user of that name exists already
     ├── JobNotFound(job_id)
-    ├── BulkRunNotFound(run_id)
     ├── InvalidTransition(job_id, from_, to)
+    ├── BulkRunNotFound(run_id)
     ├── UserNotFound(name)
     ├── TokenNotFound(token_id)
     └── RateLimited(retry_after)         too many requests (or failed logins) this minute

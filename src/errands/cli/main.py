@@ -357,6 +357,34 @@ def workers_command(as_json: AsJson = False) -> None:
         render.workers_table(live)
 
 
+@app.command("serve")
+@command
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="server processes")] = 1,
+) -> None:
+    """Serve the HTTP API (docs/api.md) on uvicorn: every process makes the app from the same settings."""
+    import uvicorn  # only this command needs the server
+
+    with connected():  # a database not migrated (or unreachable) is one line and exit 6, before any server starts
+        pass
+    # by import string (the faces don't import each other); uvicorn trusts X-Forwarded-Proto from
+    # FORWARDED_ALLOW_IPS (default 127.0.0.1), which makes a session cookie Secure behind an https proxy
+    uvicorn.run(
+        SERVE_APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        server_header=False,
+        log_level="info",
+    )
+
+
+SERVE_APP = "errands.web.app:app_from_env"
+
+
 @app.command("prune")
 @command
 def prune_command(

@@ -6,19 +6,19 @@ and keeps them in an AppState on `app.state.errands`; every route reaches them t
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from errands.accounts import Accounts
 from errands.client import connect
 from errands.settings import Settings, load_settings
 from errands.web import errors, metrics
 from errands.web.deps import AppState
 from errands.web.middleware import BodyLimit, SecurityHeaders
 from errands.web.responses import JSONResponse
-from errands.web.routes import events, health, observe
+from errands.web.routes import admin, auth, events, health, jobs, observe
 
 API_TITLE = "errands"
 API_VERSION = "1"
@@ -28,13 +28,14 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings)
-        accounts_module = importlib.import_module("errands.accounts")  # TODO: a plain import once h/accounts is merged
-        accounts = accounts_module.Accounts.open(settings)
-        app.state.errands = AppState(settings=settings, client=client, accounts=accounts)
         try:
-            yield
+            accounts = Accounts.open(settings)
+            try:
+                app.state.errands = AppState(settings=settings, client=client, accounts=accounts)
+                yield
+            finally:
+                accounts.close()
         finally:
-            accounts.close()
             client.close()
 
     app = FastAPI(
@@ -44,10 +45,19 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth2 here: one open route less
         default_response_class=JSONResponse,
     )
     errors.install(app)
-    for router in (observe.router, events.router, health.router, metrics.router):
+    for router in (
+        auth.router,
+        jobs.router,
+        admin.router,
+        observe.router,
+        events.router,
+        health.router,
+        metrics.router,
+    ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so a 413 gets the headers too

@@ -14,11 +14,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from errands.access import Action, Identity
+from errands.accounts import Accounts
 from errands.client import Client
 from errands.settings import Settings
 from errands.web.errors import ApiError
@@ -34,7 +35,6 @@ OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/auth/login"),
         ("GET", "/api/openapi.json"),
         ("GET", "/api/docs"),
-        ("GET", "/api/docs/oauth2-redirect"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
@@ -46,7 +46,7 @@ OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
 class AppState:
     settings: Settings
     client: Client
-    accounts: Any  # errands.accounts.Accounts (typed once h/accounts is merged)
+    accounts: Accounts
 
 
 def app_state(request: Request) -> AppState:
@@ -75,14 +75,14 @@ def authenticate(state: AppState, request: Request) -> Identity:
     """A bearer token wins over a cookie (a token needs no CSRF check: no browser sends one by itself)."""
     bearer = bearer_token(request)
     if bearer is not None:
-        identity: Identity | None = state.accounts.token(bearer)
+        identity = state.accounts.token(bearer)
         if identity is None:
             raise ApiError(
                 401, "the bearer token is unknown, revoked or expired", headers={"WWW-Authenticate": "Bearer"}
             )
         return identity
     cookie = request.cookies.get(SESSION_COOKIE)
-    session: Identity | None = state.accounts.session(cookie) if cookie else None
+    session = state.accounts.session(cookie) if cookie else None
     if session is None:
         raise ApiError(401, "log in first (POST /api/auth/login) or send Authorization: Bearer <token>")
     if request.method not in SAFE_METHODS:
@@ -115,7 +115,7 @@ def rate_key(identity: Identity) -> str:
 
 
 def limit(state: AppState, identity: Identity) -> None:
-    retry_after: float | None = state.accounts.hit(rate_key(identity), state.settings.rate_limit)
+    retry_after = state.accounts.hit(rate_key(identity), state.settings.rate_limit)
     if retry_after is not None:
         seconds = max(1, round(retry_after + 0.5))
         raise ApiError(
@@ -123,3 +123,9 @@ def limit(state: AppState, identity: Identity) -> None:
             f"rate limit: {state.settings.rate_limit} requests a minute; retry in {seconds} s",
             headers={"Retry-After": str(seconds)},
         )
+
+
+# the identities routes declare, once: `identity: Reader`
+Reader = Annotated[Identity, Depends(requires(Action.READ))]
+Operator = Annotated[Identity, Depends(requires(Action.OPERATE))]
+Admin = Annotated[Identity, Depends(requires(Action.ADMINISTER))]

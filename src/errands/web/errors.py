@@ -31,24 +31,19 @@ class ApiError(Exception):
 
 
 def _status_table() -> list[tuple[type[Exception], int]]:
-    """errands errors -> HTTP status; names another branch adds are looked up, so an absent one is skipped."""
-    named = [
-        ("AuthFailed", 401),  # before InvalidInput: it is one
-        ("UserExists", 409),
-        ("UserNotFound", 404),
-        ("TokenNotFound", 404),
-        ("BulkRunNotFound", 404),
-        ("RateLimited", 429),
-        ("StoreUnavailable", 503),
-    ]
-    table = [(kind, status) for name, status in named if isinstance(kind := getattr(errors, name, None), type)]
+    """errands errors -> HTTP status, subclasses before their bases."""
     return [
-        *table,
+        (errors.AuthFailed, 401),  # an InvalidInput
+        (errors.UserExists, 409),  # an InvalidInput
         (errors.InvalidInput, 400),
         (errors.JobNotFound, 404),
+        (errors.UserNotFound, 404),
+        (errors.TokenNotFound, 404),
+        (errors.BulkRunNotFound, 404),
         (errors.InvalidTransition, 409),
+        (errors.RateLimited, 429),
+        (errors.StoreError, 503),  # StoreUnavailable, NotMigrated and the rest: the database, not the request
         (errors.ConfigError, 500),
-        (errors.StoreError, 503),
     ]
 
 
