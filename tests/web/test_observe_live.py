@@ -120,6 +120,7 @@ class Live:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("ERRANDS_", "JOB_"))}
         quick = {"ERRANDS_POLL_INTERVAL": "0.1", "ERRANDS_MAX_RETRIES": "1", "PYTHONUNBUFFERED": "1"}
+        quick["ERRANDS_RATE_LIMIT"] = "100000"  # the tests poll
         return {**env, **quick, "ERRANDS_DATABASE_URL": self.db_url}
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
@@ -214,6 +215,8 @@ def test_stream_logs_and_metrics_follow_a_separate_worker(live: Live) -> None:
 
 def check_logs(live: Live, http: httpx.Client, job_id: int, failing: int) -> None:
     """The worker's lines, read back through the API exactly as the worker wrote them to its files."""
+    print("DEBUG", http.get("/api/logs", params={"lines": 1000}).text)
+    print("FILE", (live.dir / "logs" / "background_jobs.log").read_text())
     logs = wait_for(
         lambda: (
             (body := http.get("/api/logs", params={"lines": 1000}).json())

@@ -21,7 +21,7 @@ from prometheus_client.exposition import choose_encoder
 from errands.client import Client
 from errands.web.deps import AppState, app_state
 from errands.web.errors import ApiError
-from errands.web.observe_models import ErrorOut
+from errands.web.schemas import ErrorOut
 
 router = APIRouter(tags=["health"])
 

@@ -3,18 +3,13 @@ from the report values of errands.reports. Times are ISO-8601 strings with a Z, 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from errands.clock import iso
 from errands.jobs import WorkerInfo
 from errands.reports import Count, MinuteCounts, QueueInfo, Stats
-
-
-class ErrorOut(BaseModel):  # TODO: errands.web.schemas.ErrorOut once h/webcore is merged
-    error: str
-    detail: Any = None
 
 
 class CountOut(BaseModel):

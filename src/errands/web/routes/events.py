@@ -24,8 +24,8 @@ from errands.client import Client
 from errands.reports import JobChange
 from errands.web.changes import ChangeHub, Feed, Stoppable
 from errands.web.deps import AppState, requires
-from errands.web.observe_models import ErrorOut
 from errands.web.responses import finite
+from errands.web.schemas import ErrorOut
 
 RECONNECT_MS = 3000
 HUB = "errands_events"  # the ChangeHub's name on app.state

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from errands.access import Action, Identity
 from errands.web.deps import AppState, app_state, requires
-from errands.web.observe_models import ErrorOut, LogsOut, QueueOut, QueuesOut, StatsOut, WorkerOut, WorkersOut
+from errands.web.observe_models import LogsOut, QueueOut, QueuesOut, StatsOut, WorkerOut, WorkersOut
+from errands.web.schemas import ErrorOut
 
 router = APIRouter(prefix="/api", tags=["observe"])
 
