@@ -50,6 +50,7 @@ class LogShipper:
                 return
             if not self._pending:
                 self._first_at = time.monotonic()
+                self._cond.notify()  # the thread starts the batch's clock
             self._pending.extend(rows)
             if len(self._pending) > MAX_PENDING:
                 over = len(self._pending) - MAX_PENDING
@@ -90,6 +91,7 @@ class LogShipper:
                 self._failing = False
             except Exception as exc:  # StoreError, or anything else: a log line never fails its writer
                 self._report(f"{len(batch) - start} lines not stored: {exc}")
+                return  # the rest of the batch with it: the database is failing
 
     def _report(self, message: str) -> None:
         if not self._failing:
