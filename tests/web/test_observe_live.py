@@ -215,8 +215,6 @@ def test_stream_logs_and_metrics_follow_a_separate_worker(live: Live) -> None:
 
 def check_logs(live: Live, http: httpx.Client, job_id: int, failing: int) -> None:
     """The worker's lines, read back through the API exactly as the worker wrote them to its files."""
-    print("DEBUG", http.get("/api/logs", params={"lines": 1000}).text)
-    print("FILE", (live.dir / "logs" / "background_jobs.log").read_text())
     logs = wait_for(
         lambda: (
             (body := http.get("/api/logs", params={"lines": 1000}).json())
