@@ -379,10 +379,13 @@ def serve_command(
         workers=workers,
         server_header=False,
         log_level="info",
+        # open event streams never end by themselves: without this, Ctrl-C waits for every dashboard to leave
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
 
 
 SERVE_APP = "errands.web.app:app_from_env"
+SHUTDOWN_GRACE_S = 5  # a stopping server's requests get this long to finish; then they are cut
 
 
 @app.command("prune")
