@@ -72,6 +72,7 @@ class EventReader:
         self.status: int | None = None
         self.content_type = ""
         self._http = httpx.Client(timeout=httpx.Timeout(10.0, read=None))
+        self.ended = threading.Event()
         self._thread = threading.Thread(target=self._read, args=(url, headers), daemon=True)
         self._thread.start()
 
@@ -93,6 +94,8 @@ class EventReader:
                         name, data = "message", []
         except (httpx.HTTPError, RuntimeError):
             pass  # closed by the test
+        finally:
+            self.ended.set()
 
     def job_states(self, job_id: int) -> list[str]:
         import json
@@ -124,16 +127,17 @@ class Live:
         return {**env, **quick, "ERRANDS_DATABASE_URL": self.db_url}
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "errands", *args],
-            cwd=self.dir,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        with (self.dir / f"{args[0]}.err").open("a") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "errands", *args],
+                cwd=self.dir,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+                start_new_session=True,
+            )
         self.procs.append(process)
         return process
 
@@ -249,3 +253,22 @@ def check_metrics(http: httpx.Client) -> None:
     assert samples[("errands_job_duration_seconds_gcount", ())] >= 2
     assert samples[("errands_job_attempts_recent", (("outcome", "failed"),))] >= 1
     assert samples[("errands_queue_due_jobs", (("queue", "default"),))] == 0
+
+
+@pytest.mark.backends("sqlite")
+def test_a_stopping_server_ends_its_open_streams(live: Live) -> None:
+    """SIGINT (or SIGTERM) ends the open streams at once, so the server stops without cutting them after its
+    grace time (a traceback in its log) and the clients reconnect elsewhere."""
+    streams = [EventReader(f"{live.url}/api/events", {"Authorization": f"Bearer {live.token}"}) for _ in range(3)]
+    try:
+        for stream in streams:
+            wait_for(lambda stream=stream: ("comment", "live") in stream.events, 30, "the streams to go live")
+        server = live.procs[0]
+        os.kill(server.pid, signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+        assert all(stream.ended.wait(10) for stream in streams)
+        log = (live.dir / "serve.err").read_text()
+        assert "Traceback" not in log and "timeout graceful shutdown exceeded" not in log, log
+    finally:
+        for stream in streams:
+            stream.close()

@@ -151,15 +151,20 @@ class ChangeHub:
         with self._lock:
             return self._thread is not None
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the reader and end the open streams (the app's shutdown)."""
+    def end_streams(self) -> None:
+        """End the open streams and stop the reader, without waiting for it (safe on the event loop)."""
         with self._lock:
             self._closed = True
-            thread = self._thread
             subscribers = list(self._subscribers)
         for subscription in subscribers:
             subscription.end()
         self._wake.set()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """end_streams(), then wait for the reader to let go of its listener (the app's shutdown)."""
+        self.end_streams()
+        with self._lock:
+            thread = self._thread
         if thread is not None:
             thread.join(timeout_s)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -43,15 +45,47 @@ def hub_for(client: Client) -> ChangeHub:
     return ChangeHub(feed, listen)
 
 
+def end_streams_on_signals(hub: ChangeHub, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Chain the server's SIGINT and SIGTERM handlers (uvicorn's) so that a stopping server ends its event
+    streams at once: the server waits for open requests before it stops, and a stream never ends by itself.
+    Their clients reconnect (to another replica, in a rolling deploy). Returns what puts the handlers back.
+    Only in the main thread (a server run in a thread, as by tests, has no signal handlers of its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    chained: dict[int, tuple[Any, Any]] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        installed = signal.getsignal(signum)
+        if not callable(installed):
+            continue  # the server doesn't handle it: leave it alone
+        previous: Callable[[int, Any], Any] = installed
+
+        def handler(number: int, frame: Any, previous: Callable[[int, Any], Any] = previous) -> None:
+            loop.call_soon_threadsafe(hub.end_streams)  # no lock taken in a signal handler
+            previous(number, frame)
+
+        signal.signal(signum, handler)
+        chained[signum] = (handler, previous)
+
+    def restore() -> None:
+        for signum, (handler, previous) in chained.items():
+            if signal.getsignal(signum) is handler:
+                signal.signal(signum, previous)
+
+    return restore
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Inside the app's own lifespan (its AppState exists): one hub; at shutdown the open streams end."""
+    """Inside the app's own lifespan (its AppState exists): one hub; a stop signal or the shutdown ends the
+    open streams."""
     state: AppState = app.state.errands
     hub = hub_for(state.client)
     setattr(app.state, HUB, hub)
+    restore = end_streams_on_signals(hub, asyncio.get_running_loop())
     try:
         yield
     finally:
+        restore()
         await asyncio.to_thread(hub.close)
 
 
