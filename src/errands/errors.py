@@ -8,6 +8,7 @@
     ├── InvalidInput                     bad arguments from a caller (CLI, API, Python)
     │   └── TargetNotAllowed(target, method)
     ├── JobNotFound(job_id)
+    ├── BulkRunNotFound(run_id)
     └── InvalidTransition(job_id, from_, to)
 
 Each carries the context a caller needs to render one clear line; the CLI maps them to exit codes.
@@ -67,3 +68,9 @@ class InvalidTransition(ErrandsError):
         self.job_id = job_id
         self.from_ = from_
         self.to = to
+
+
+class BulkRunNotFound(ErrandsError):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"bulk run {run_id} not found")
+        self.run_id = run_id

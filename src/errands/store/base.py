@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob
 from errands.jobs import WorkerInfo as WorkerInfo  # a public value; the store's protocol speaks it too
+from errands.reports import BulkRun, Count, FailureGroup, JobPage, JobSearch, QueueInfo, Stats
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,15 @@ class JobFilter:
 
 @dataclass(frozen=True)
 class Claim:
-    """Who claims, for how long. `queues` empty means every queue."""
+    """Who claims, for how long. `queues` empty means every queue; `exclude`: queues not to claim from now
+    (the paused ones)."""
 
     owner: str
     token: str
     lease_s: float
     worker: str  # host:pid, recorded on the attempt
     queues: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,3 +190,86 @@ class Store(Protocol):
         """Delete finished (completed, failed, cancelled) jobs and their attempts finished before now - age, in
         short transactions (a long one would hold SQLite's write lock from heartbeats and renewals)."""
         ...
+
+    # reports: operators' reads, queue pauses and bulk actions (store/reports.py, store/queues.py, store/bulk.py)
+    def jobs_search(self, search: JobSearch) -> JobPage:
+        """A page of jobs matching `search`, newest first, below `search.before_id`; next_before_id is set when
+        an older page exists. Reads only."""
+        ...
+
+    def job_ids_search(self, search: JobSearch) -> list[int]:
+        """The ids jobs_search would return (a bulk run's batch), without reading the rows."""
+        ...
+
+    def jobs_count(self, search: JobSearch, cap: int) -> Count:
+        """How many jobs match, counting at most cap + 1 rows: past `cap` it is Count(cap, exact=False)."""
+        ...
+
+    def jobs_stats(self, *, now: datetime | None = None) -> Stats:
+        """Counts by status and by queue (unfinished statuses exact; the completed count may be the planner's
+        estimate, marked inexact), completions and failures per minute over the last hour, the oldest due
+        pending job per queue."""
+        ...
+
+    def failure_groups(self, limit: int) -> list[FailureGroup]:
+        """Failed jobs grouped by (error_type, target, method), largest groups first."""
+        ...
+
+    def queues_info(self, *, now: datetime | None = None) -> list[QueueInfo]:
+        """Every queue that has jobs or a row in errands_queues, by name."""
+        ...
+
+    def queue_set_paused(self, queue: str, paused: bool, changed_by: str, *, now: datetime | None = None) -> QueueInfo:
+        """Pause or resume `queue` (an upsert of its errands_queues row); its jobs stay as they are."""
+        ...
+
+    def queues_paused(self) -> frozenset[str]:
+        """The paused queues' names (a tiny table: workers read it once a second)."""
+        ...
+
+    def jobs_cancel_batch(self, job_ids: Sequence[int], *, now: datetime | None = None) -> BatchDone:
+        """job_cancel's rules for many jobs in one transaction: pending -> cancelled, running -> cancel
+        requested; any other state (or a job gone) is skipped."""
+        ...
+
+    def jobs_retry_batch(
+        self, job_ids: Sequence[int], default_budget: int, *, now: datetime | None = None
+    ) -> BatchDone:
+        """job_retry's rules for many jobs in one transaction: failed or cancelled -> pending with a fresh
+        budget (the job's own if it pinned max_attempts, else `default_budget`); others are skipped."""
+        ...
+
+    def bulk_run_insert(
+        self, action: str, search: Mapping[str, Any], created_by: str, *, now: datetime | None = None
+    ) -> BulkRun:
+        """A new bulk run, running, with nothing done yet."""
+        ...
+
+    def bulk_run_progress(
+        self,
+        run_id: int,
+        *,
+        total: int | None = None,
+        done: int = 0,
+        skipped: int = 0,
+        now: datetime | None = None,
+    ) -> None:
+        """Add a batch's counts (and set the total, once known); renews the run's heartbeat."""
+        ...
+
+    def bulk_run_finish(self, run_id: int, error: str | None = None, *, now: datetime | None = None) -> None:
+        """The run is done, or failed with `error`."""
+        ...
+
+    def bulk_run_get(self, run_id: int, *, stale_after_s: float, now: datetime | None = None) -> BulkRun:
+        """Raises BulkRunNotFound. A run still marked running whose heartbeat is older than `stale_after_s`
+        (its process died) is recorded failed first."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """What a batch action did: `acted` jobs changed, `skipped` ones whose state forbade it (or gone)."""
+
+    acted: int
+    skipped: int

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob
 from errands.store.base import Claim, Listener, Outcome
@@ -81,6 +82,16 @@ class Driver(Protocol):
 
     def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
         """A thread that calls back on enqueues and cancels, or None where workers must poll."""
+        ...
+
+    # reports (store/reports.py)
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        """Whether the JSON text in `column` contains the JSON `candidate` (jsonb's @> rules: an object its
+        keys' values, an array each candidate element somewhere). PostgreSQL: through the GIN index."""
+        ...
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        """The planner's row estimate for `table`, or None where there is none cheap enough to trust."""
         ...
 
 

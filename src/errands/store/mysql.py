@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Listener, Outcome
@@ -115,6 +116,13 @@ class MysqlDriver:
 
     def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
         return None
+
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        # not indexed: MariaDB has no index on a JSON document's values
+        return func.JSON_CONTAINS(column, candidate) == 1
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        return None  # InnoDB's table_rows is off by up to half: exact counts instead
 
 
 DRIVER = MysqlDriver()

@@ -15,11 +15,26 @@ from operator import itemgetter
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Double, Engine, Executable, Select, bindparam, create_engine, func, insert, select
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Double,
+    Engine,
+    Executable,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    create_engine,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Outcome
@@ -70,6 +85,7 @@ class PostgresDriver:
             "now": now,
             "any_queue": not claim.queues,
             "queues": list(claim.queues),
+            "exclude": list(claim.exclude),
             "limit": limit,
             "owner": claim.owner,
             "token": claim.token,
@@ -101,6 +117,18 @@ class PostgresDriver:
     def listen(self, url: URL, callback: Callback, on_error: OnError) -> PgListener:
         return PgListener(url, callback, on_error).start()
 
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        # the expression of the GIN indexes (schema.py): errands_jsonb is NULL for text jsonb refuses
+        document = func.errands_jsonb(column, type_=postgresql.JSONB)
+        wanted = cast(bindparam(None, candidate, type_=Text), postgresql.JSONB)  # JSON text: not encoded again
+        return document.op("@>", return_type=Boolean)(wanted)
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        # reltuples: -1 before the first VACUUM or ANALYZE (PostgreSQL 14+); to_regclass follows search_path
+        stmt = sql_text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:table)")
+        estimate = conn.execute(stmt, {"table": table}).scalar()
+        return None if estimate is None or estimate < 0 else int(estimate)
+
 
 DRIVER = PostgresDriver()
 
@@ -120,7 +148,7 @@ def _stale(conn: psycopg.Connection[Any]) -> bool:
 # database's (or the caller's, in tests); the commit needn't wait for its WAL flush (~2 ms here): if the
 # server crashes before it, the claim is undone and the job is pending again, which at-least-once allows, and
 # the durable commit of its completion flushes it anyway. set_config(..., true) lasts for this transaction.
-# The conditions are claim.py's `due` and CLAIM_ORDER.
+# The conditions are claim.py's `due` (`exclude`: the paused queues; an empty array excludes nothing) and CLAIM_ORDER.
 _CLAIM = """
 WITH claimed AS (
     UPDATE errands_jobs j
@@ -135,6 +163,7 @@ WITH claimed AS (
           AND scheduled_at <= COALESCE(:now, now() AT TIME ZONE 'UTC')
           AND (lease_expires_at IS NULL OR lease_expires_at < COALESCE(:now, now() AT TIME ZONE 'UTC'))
           AND (CAST(:any_queue AS boolean) OR queue = ANY(CAST(:queues AS text[])))
+          AND queue <> ALL(CAST(:exclude AS text[]))
         ORDER BY priority DESC, scheduled_at, id
         LIMIT :limit
         FOR UPDATE SKIP LOCKED

@@ -22,11 +22,14 @@ from errands.errors import InvalidTransition, JobNotFound, StoreError, StoreUnav
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
 from errands.retry import crash_budget_spent
 from errands.store.base import Claim, Finished, JobFilter, Listener, Outcome, Rescued, RetryBudget, WorkerInfo
+from errands.store.bulk import BulkMixin
 from errands.store.claim import running_values
 from errands.store.driver import OnError, driver_for
 from errands.store.engine import normalize_url
 from errands.store.insert import insert_row, wakes_workers
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, log_error
+from errands.store.queues import QueuesMixin
+from errands.store.reports import ReportsMixin
 from errands.store.rows import attempt_from_row, job_from_row, job_values
 from errands.store.schema import attempts, jobs, locks, workers
 from errands.store.storable import storable_outcome, unstorable
@@ -39,7 +42,9 @@ SLOW_CLAIM_SHARE = 0.25
 PRUNE_BATCH = 500
 
 
-class SqlStore:
+class SqlStore(
+    ReportsMixin, QueuesMixin, BulkMixin
+):  # reads, queues and bulk actions: store/reports.py, queues.py, bulk.py
     def __init__(self, url: str) -> None:
         self.url = url
         normalized = normalize_url(url)

@@ -7,15 +7,17 @@ machine's. Idle workers watch the WAL file, which every commit appends to.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, insert, update
+from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, func, insert, update
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.clock import utc_now
 from errands.jobs import AttemptOutcome, JobState, Lease, NewJob, dumps
@@ -97,6 +99,13 @@ class SqliteDriver:
             return None
         return SqliteWalWatcher(os.path.abspath(url.database), callback, on_error).start()
 
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        # errands_json_contains: registered on every connection (_engine), jsonb's rules in Python
+        return func.errands_json_contains(column, candidate) == 1
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        return None
+
 
 DRIVER = SqliteDriver()
 
@@ -140,6 +149,7 @@ def _engine(url: URL) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         cursor.close()
+        dbapi_conn.create_function("errands_json_contains", 2, _json_contains_sql, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
@@ -187,3 +197,32 @@ class SqliteWalWatcher:
             if now != last:
                 last = now
                 deliver(self._callback, self._on_error, JOBS_CHANNEL, "")
+
+
+def _json_contains_sql(document: str | None, candidate: str | None) -> int | None:
+    """The args filter on SQLite: 1 when the JSON text `document` contains `candidate`, NULL for NULLs."""
+    if document is None or candidate is None:
+        return None
+    try:
+        return int(json_contains(json.loads(document), json.loads(candidate)))
+    except ValueError:  # not JSON (errands writes only JSON): matches nothing
+        return 0
+
+
+def json_contains(document: Any, candidate: Any) -> bool:
+    """PostgreSQL jsonb's containment (@>): an object contains an object whose every key it has with a
+    contained value; an array contains an array whose every element is contained in one of its own; other
+    values are equal (numbers by value, never a bool for a number)."""
+    if isinstance(candidate, dict):
+        return isinstance(document, dict) and all(
+            key in document and json_contains(document[key], value) for key, value in candidate.items()
+        )
+    if isinstance(candidate, list):
+        return isinstance(document, list) and all(
+            any(json_contains(element, wanted) for element in document) for wanted in candidate
+        )
+    if isinstance(candidate, bool) or isinstance(document, bool):
+        return type(candidate) is type(document) and candidate == document
+    if isinstance(candidate, int | float) and isinstance(document, int | float):
+        return candidate == document
+    return type(candidate) is type(document) and candidate == document

@@ -32,6 +32,7 @@ from errands.worker.identity import claim_for, new_owner, new_token
 from errands.worker.leases import LeaseClock
 from errands.worker.link import StoreLink, pause_after
 from errands.worker.orphans import rescue
+from errands.worker.paused import PausedQueues
 from errands.worker.recording import Recorder
 from errands.worker.sizing import Sizing
 
@@ -85,6 +86,7 @@ class Worker:
         self._heartbeat: Heartbeat | None = None
         self._poll_s = self.settings.poll_interval  # the idle wait before the next claim, where nothing wakes us
         self._could_not_start = False
+        self._paused = PausedQueues(self.store)
 
     @property
     def held(self) -> dict[int, Job]:
@@ -254,7 +256,8 @@ class Worker:
         if have > capacity // 2:
             return 0  # claim again once half of it is done: fewer, larger claims
         want = capacity - have
-        claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues)
+        paused = self._paused.current(now)
+        claim = claim_for(self.id, new_token(), self.settings.lease_timeout, self.options.queues, paused)
         self._leases.asking(claim.token, now)
         if self.held and self._link is not None:
             self._link.claim(claim, want)
