@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from errands.access import AuditEntry, Identity, Role, Scope, TokenInfo, User
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob
 from errands.jobs import WorkerInfo as WorkerInfo  # a public value; the store's protocol speaks it too
 from errands.reports import BulkRun, Count, FailureGroup, JobPage, JobSearch, QueueInfo, Stats
@@ -80,6 +81,42 @@ class Rescued:
 @dataclass(frozen=True)
 class RetryBudget:
     attempts: int  # attempts in the fresh budget
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user with the hash of their password (only the accounts service reads it)."""
+
+    user: User
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session row: `id` is the SHA-256 (hex) of the cookie's secret part, never the secret itself."""
+
+    id: str
+    user_id: int
+    csrf_token: str
+    max_age_s: float  # the absolute expiry, from its creation
+    password_hash: str  # the hash the login verified: no session if the user's hash changed meanwhile
+
+
+@dataclass(frozen=True)
+class NewToken:
+    user_id: int
+    name: str
+    scope: Scope
+    token_hash: str  # SHA-256 (hex) of the token
+    expires_in_s: float | None  # None: never
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """A fixed window's counter after a hit (or a look): its hits, and the seconds until the window ends."""
+
+    hits: int
+    remaining_s: float
 
 
 class Listener(Protocol):
@@ -189,6 +226,98 @@ class Store(Protocol):
     def jobs_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:
         """Delete finished (completed, failed, cancelled) jobs and their attempts finished before now - age, in
         short transactions (a long one would hold SQLite's write lock from heartbeats and renewals)."""
+        ...
+
+    # accounts: users, sessions, API tokens, rate-limit counters, the audit trail, shared facts ---------------
+    # User names arrive checked and normalized (errands.accounts); the store compares them exactly.
+
+    def user_insert(self, name: str, role: Role, password_hash: str, *, now: datetime | None = None) -> User:
+        """Raises UserExists (two racing inserts of one name: one wins, the other raises)."""
+        ...
+
+    def user_by_name(self, name: str) -> Credentials | None: ...
+
+    def user_get(self, user_id: int) -> User | None: ...
+
+    def users_list(self) -> list[User]:
+        """Every user, by name."""
+        ...
+
+    def user_set_password(self, name: str, password_hash: str, *, now: datetime | None = None) -> None:
+        """A new hash, and the user's sessions deleted in the same transaction. Raises UserNotFound."""
+        ...
+
+    def user_rehash(self, user_id: int, old_hash: str, new_hash: str) -> bool:
+        """The same password under new hashing parameters: sessions stay. Written only while the hash is still
+        `old_hash` (a password changed meanwhile wins); whether it was written."""
+        ...
+
+    def user_delete(self, name: str, *, now: datetime | None = None) -> None:
+        """Delete the user and their sessions, and revoke their tokens, in one transaction. Raises UserNotFound."""
+        ...
+
+    def session_insert(self, session: NewSession, *, now: datetime | None = None) -> bool:
+        """Insert it only while the user exists and still has `session.password_hash` (a password changed or a
+        user deleted while the login was verifying makes no session); whether it did."""
+        ...
+
+    def session_get(self, session_id: str, idle_s: float, *, now: datetime | None = None) -> Identity | None:
+        """The session's identity while it lives: None when unknown, past its absolute expiry, idle for
+        `idle_s`, or its user is gone (an expired row is deleted). Touches last_seen_at at most once a
+        minute (SESSION_TOUCH_S), so a busy session costs a write a minute, not one per request."""
+        ...
+
+    def session_delete(self, session_id: str) -> None: ...
+
+    def sessions_prune(self, idle_s: float, *, now: datetime | None = None) -> int:
+        """Delete expired and idle sessions; how many."""
+        ...
+
+    def token_insert(self, new: NewToken, *, now: datetime | None = None) -> TokenInfo:
+        """Raises UserNotFound when the user is gone (deleted meanwhile)."""
+        ...
+
+    def token_by_hash(self, token_hash: str, *, now: datetime | None = None) -> Identity | None:
+        """The identity a live token acts as: None when unknown, revoked, expired or its user is gone. Touches
+        last_used_at at most once a minute (token_touch)."""
+        ...
+
+    def tokens_list(self) -> list[TokenInfo]:
+        """Every token, newest first, revoked ones too (a deleted user's show as `#<user id>`)."""
+        ...
+
+    def token_revoke(self, token_id: int, *, now: datetime | None = None) -> TokenInfo:
+        """Revoke it (a revoked token keeps its first revoked_at). Raises TokenNotFound."""
+        ...
+
+    def token_touch(self, token_id: int, *, now: datetime | None = None) -> None:
+        """last_used_at = now, unless it is less than a minute old."""
+        ...
+
+    def rate_hit(self, key: str, window_s: float, *, now: datetime | None = None) -> RateWindow:
+        """Count one hit for `key` in the fixed window holding now (windows start at multiples of `window_s`
+        since the epoch): one atomic upsert-increment, so concurrent hits from many replicas all count."""
+        ...
+
+    def rate_count(self, key: str, window_s: float, *, now: datetime | None = None) -> RateWindow:
+        """The window's counter without a hit."""
+        ...
+
+    def rate_prune(self, window_s: float, *, now: datetime | None = None) -> int:
+        """Delete the counters of windows that ended before the current one began; how many."""
+        ...
+
+    def audit_insert(
+        self, actor: str, action: str, subject: str, detail: str, *, now: datetime | None = None
+    ) -> int: ...
+
+    def audit_list(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        """Newest first; `before_id`: entries older than that one (keyset paging)."""
+        ...
+
+    def meta_get_or_insert(self, key: str, value: str) -> str:
+        """The value stored under `key`, storing `value` first if there is none. Race-safe: processes that
+        start at once all get the one value that was stored."""
         ...
 
     # reports: operators' reads, queue pauses and bulk actions (store/reports.py, store/queues.py, store/bulk.py)

@@ -84,6 +84,12 @@ class Driver(Protocol):
         """A thread that calls back on enqueues and cancels, or None where workers must poll."""
         ...
 
+    # accounts
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        """Add one to the errands_rate_counters row (key, window_start), creating it at 1, in one atomic
+        statement (concurrent hits from other replicas all count); the row's hits after it."""
+        ...
+
     # reports (store/reports.py)
     def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
         """Whether the JSON text in `column` contains the JSON `candidate` (jsonb's @> rules: an object its

@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
@@ -40,7 +41,7 @@ from errands.store.driver import Callback, OnError
 from errands.store.finish import still_leased
 from errands.store.insert import insert_row, server_clock_insert, server_clock_params
 from errands.store.liveness import replace_stale_on_checkout, server_spoke
-from errands.store.schema import attempts, jobs
+from errands.store.schema import attempts, jobs, rate_counters
 
 _IN_TRANSACTION = 1  # MySQL protocol: SERVER_STATUS_IN_TRANS, in the status flags of every reply
 
@@ -116,6 +117,18 @@ class MysqlDriver:
 
     def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
         return None
+
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        """No RETURNING with ON DUPLICATE KEY UPDATE: the row is read back in the same transaction, which holds
+        its lock since the upsert (and sees its own write), so the count is this hit's."""
+        upsert = (
+            mysql_insert(rate_counters)
+            .values(key=key, window_start=window_start, hits=1)
+            .on_duplicate_key_update(hits=rate_counters.c.hits + 1)
+        )
+        conn.execute(upsert)
+        this = (rate_counters.c.key == key, rate_counters.c.window_start == window_start)
+        return int(conn.execute(select(rate_counters.c.hits).where(*this)).scalar_one())
 
     def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
         # not indexed: MariaDB has no index on a JSON document's values

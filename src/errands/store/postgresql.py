@@ -42,7 +42,7 @@ from errands.store.driver import Callback, OnError
 from errands.store.insert import server_clock_insert, server_clock_params, wakes_workers
 from errands.store.liveness import replace_stale_on_checkout, server_spoke
 from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, deliver, report
-from errands.store.schema import attempts, jobs
+from errands.store.schema import attempts, jobs, rate_counters
 
 CONNECT_TIMEOUT_S = 10  # unless the URL says otherwise (?connect_timeout=N)
 
@@ -116,6 +116,18 @@ class PostgresDriver:
 
     def listen(self, url: URL, callback: Callback, on_error: OnError) -> PgListener:
         return PgListener(url, callback, on_error).start()
+
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        stmt = (
+            postgresql.insert(rate_counters)
+            .values(key=key, window_start=window_start, hits=1)
+            .on_conflict_do_update(
+                index_elements=[rate_counters.c.key, rate_counters.c.window_start],
+                set_={"hits": rate_counters.c.hits + 1},
+            )
+            .returning(rate_counters.c.hits)
+        )
+        return int(conn.execute(stmt).scalar_one())
 
     def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
         # the expression of the GIN indexes (schema.py): errands_jsonb is NULL for text jsonb refuses

@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from errands.errors import InvalidTransition, JobNotFound, StoreError, StoreUnavailable
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
 from errands.retry import crash_budget_spent
+from errands.store.accounts import AccountRows
 from errands.store.base import Claim, Finished, JobFilter, Listener, Outcome, Rescued, RetryBudget, WorkerInfo
 from errands.store.bulk import BulkMixin
 from errands.store.claim import running_values
@@ -43,8 +44,8 @@ PRUNE_BATCH = 500
 
 
 class SqlStore(
-    ReportsMixin, QueuesMixin, BulkMixin
-):  # reads, queues and bulk actions: store/reports.py, queues.py, bulk.py
+    AccountRows, ReportsMixin, QueuesMixin, BulkMixin
+):  # accounts (store/accounts.py); reads, queues and bulk actions (store/reports.py, queues.py, bulk.py)
     def __init__(self, url: str) -> None:
         self.url = url
         normalized = normalize_url(url)

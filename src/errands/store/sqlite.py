@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, func, insert, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
@@ -28,7 +29,7 @@ from errands.store.finish import still_leased
 from errands.store.insert import insert_row
 from errands.store.notify import JOBS_CHANNEL, deliver
 from errands.store.rows import job_values
-from errands.store.schema import attempts, jobs
+from errands.store.schema import attempts, jobs, rate_counters
 
 BUSY_TIMEOUT_S = 30
 
@@ -98,6 +99,18 @@ class SqliteDriver:
         if not url.database or url.database == ":memory:":
             return None
         return SqliteWalWatcher(os.path.abspath(url.database), callback, on_error).start()
+
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        stmt = (
+            sqlite_insert(rate_counters)
+            .values(key=key, window_start=window_start, hits=1)
+            .on_conflict_do_update(
+                index_elements=[rate_counters.c.key, rate_counters.c.window_start],
+                set_={"hits": rate_counters.c.hits + 1},
+            )
+            .returning(rate_counters.c.hits)
+        )
+        return int(conn.execute(stmt).scalar_one())
 
     def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
         # errands_json_contains: registered on every connection (_engine), jsonb's rules in Python
