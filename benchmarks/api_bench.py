@@ -57,6 +57,8 @@ def routes(s: Samples) -> dict[str, str]:
         return "/api/jobs?" + urllib.parse.urlencode({"limit": PAGE, **query})
 
     return {
+        # what every authenticated request pays (the token's lookup, its rate-limit counter), with no job read
+        "baseline: auth/me": "/api/auth/me",
         "jobs: first page": jobs(),
         "jobs: deep page (id 1/2)": jobs(before=s.deep_before),
         "jobs: status=failed": jobs(status="failed"),
