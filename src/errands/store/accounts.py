@@ -211,14 +211,16 @@ class AccountRows:
         with self._hot() as conn:
             start, remaining_s = _window(self._now(conn, now), window_s)
             hits = self.driver.rate_increment(conn, key, start)
-        return RateWindow(hits, remaining_s)
+        return RateWindow(hits, remaining_s, start)
 
-    def rate_count(self, key: str, window_s: float, *, now: datetime | None = None) -> RateWindow:
-        with self._hot(write=False) as conn:
-            start, remaining_s = _window(self._now(conn, now), window_s)
-            this_window = (rate_counters.c.key == key, rate_counters.c.window_start == start)
-            hits = conn.execute(select(rate_counters.c.hits).where(*this_window)).scalar()
-        return RateWindow(int(hits or 0), remaining_s)
+    def rate_forgive(self, key: str, window_start: datetime) -> None:
+        this_window = (rate_counters.c.key == key, rate_counters.c.window_start == window_start)
+        with self._hot() as conn:
+            conn.execute(
+                update(rate_counters)
+                .where(*this_window, rate_counters.c.hits > 0)
+                .values(hits=rate_counters.c.hits - 1)
+            )
 
     def rate_prune(self, window_s: float, *, now: datetime | None = None) -> int:
         with self._tx() as conn:
