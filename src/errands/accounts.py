@@ -114,18 +114,22 @@ class Accounts:
     def login(self, name: str, password: str, *, address: str, now: datetime | None = None) -> tuple[str, Identity]:
         """A new session for the right name and password: (the cookie's value, the identity). Raises AuthFailed
         (one message, whatever was wrong) or RateLimited: settings.login_rate_limit failed logins a minute per
-        account and per client address, after which even the right password is refused until the minute ends."""
+        account and per client address, after which even the right password is refused until the minute ends.
+
+        Every attempt is counted before its hash is verified, and a success takes its count back: a burst of
+        parallel guesses gets no more tries than the limit (a check before and a count after would let in as
+        many as ran at once)."""
         keys = (_rate_key(f"login:user:{_folded(name)}"), _rate_key(f"login:address:{address}"))
-        for key in keys:
-            window = self._store.rate_count(key, WINDOW_S, now=now)
-            if window.hits >= self.settings.login_rate_limit:
-                raise RateLimited(window.remaining_s, "failed logins")
+        windows = [self._store.rate_hit(key, WINDOW_S, now=now) for key in keys]
+        over = [window for window in windows if window.hits > self.settings.login_rate_limit]
+        if over:
+            raise RateLimited(max(window.remaining_s for window in over), "failed logins")
         found = self._store.user_by_name(_folded(name)) if _plausible_name(name) else None
         password_hash = self._verified(found, password)
         if found is None or password_hash is None:
-            for key in keys:
-                self._store.rate_hit(key, WINDOW_S, now=now)
-            raise AuthFailed()
+            raise AuthFailed()  # its counts stand
+        for key, window in zip(keys, windows, strict=True):
+            self._store.rate_forgive(key, window.start)
         secret = secrets.token_urlsafe(SESSION_RANDOM_BYTES)
         session = NewSession(
             id=_sha256(secret),

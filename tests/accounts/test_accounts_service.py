@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 import statistics
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -182,6 +184,25 @@ def test_failed_logins_are_limited_per_account_and_per_address(accounts: Account
     with pytest.raises(RateLimited):
         accounts.login("bob", PASSWORD, address="203.0.113.5", now=at(121))
     accounts.login("bob", PASSWORD, address="203.0.113.6", now=at(121))
+
+
+def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(accounts: Accounts) -> None:
+    accounts.create_user("alice", Role.VIEWER, PASSWORD, actor=ACTOR)
+    start = threading.Barrier(8)
+
+    def guess(n: int) -> str:
+        start.wait(timeout=30)
+        try:
+            accounts.login("alice", f"guess {n}", address=f"198.51.100.{n}", now=at(1))
+        except AuthFailed:
+            return "refused"
+        except RateLimited:
+            return "limited"
+        return "in"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(guess, range(8)))
+    assert outcomes == ["limited"] * 5 + ["refused"] * 3  # login_rate_limit = 3 failed logins a minute
 
 
 @pytest.mark.backends("sqlite")

@@ -244,16 +244,31 @@ def test_token_use_is_touched_at_most_once_a_minute(store: SqlStore) -> None:
 
 
 def test_rate_hits_count_per_key_and_window(store: SqlStore) -> None:
-    assert store.rate_count("k", 60, now=at(0.5)).hits == 0
     first = store.rate_hit("k", 60, now=at(0.5))
-    assert first.hits == 1 and first.remaining_s == pytest.approx(59.5)
+    assert (first.hits, first.start) == (1, T0) and first.remaining_s == pytest.approx(59.5)
     assert store.rate_hit("k", 60, now=at(59.9)).hits == 2
     assert store.rate_hit("other", 60, now=at(30)).hits == 1
-    assert store.rate_count("k", 60, now=at(10)).hits == 2
     fresh = store.rate_hit("k", 60, now=at(60))  # the next window
-    assert fresh.hits == 1 and fresh.remaining_s == pytest.approx(60.0)
+    assert (fresh.hits, fresh.start) == (1, at(60)) and fresh.remaining_s == pytest.approx(60.0)
     assert store.rate_prune(60, now=at(61)) == 2  # both keys' first window
-    assert store.rate_count("k", 60, now=at(61)).hits == 1
+    assert store.rate_hit("k", 60, now=at(61)).hits == 2
+
+
+def test_rate_forgive_takes_back_one_hit_of_its_window(store: SqlStore) -> None:
+    for _ in range(3):
+        store.rate_hit("k", 60, now=at(1))
+    store.rate_forgive("k", T0)
+    store.rate_forgive("k", at(60))  # another window: nothing to take back
+    store.rate_forgive("never", T0)
+    assert store.rate_hit("k", 60, now=at(2)).hits == 3
+    for _ in range(5):
+        store.rate_forgive("k", T0)
+    assert store.rate_hit("k", 60, now=at(3)).hits == 1  # never below zero
+
+
+def test_odd_window_widths_start_on_their_multiples(store: SqlStore) -> None:
+    window = store.rate_hit("k", 7.5, now=at(8))  # T0 is a multiple of 7.5 s since the epoch
+    assert window.start == at(7.5) and window.remaining_s == pytest.approx(7.0)
 
 
 def test_concurrent_rate_hits_all_count(db_url: str) -> None:
@@ -264,7 +279,7 @@ def test_concurrent_rate_hits_all_count(db_url: str) -> None:
         counts = in_threads(4, lambda i: [stores[i].rate_hit("hot", 60, now=moment).hits for _ in range(25)])
         seen = sorted(hits for batch in counts for hits in batch)
         assert seen == list(range(1, 101))  # each hit saw its own count: no two the same, none lost
-        assert stores[0].rate_count("hot", 60, now=moment).hits == 100
+        assert stores[0].rate_hit("hot", 60, now=moment).hits == 101
     finally:
         for opened in stores:
             opened.close()

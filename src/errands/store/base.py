@@ -129,6 +129,7 @@ class RateWindow:
 
     hits: int
     remaining_s: float
+    start: datetime  # the window's start: what rate_forgive names
 
 
 class Listener(Protocol):
@@ -343,8 +344,8 @@ class Store(Protocol):
         since the epoch): one atomic upsert-increment, so concurrent hits from many replicas all count."""
         ...
 
-    def rate_count(self, key: str, window_s: float, *, now: datetime | None = None) -> RateWindow:
-        """The window's counter without a hit."""
+    def rate_forgive(self, key: str, window_start: datetime) -> None:
+        """Take back one hit of that window (never below 0): an attempt counted first that turned out fine."""
         ...
 
     def rate_prune(self, window_s: float, *, now: datetime | None = None) -> int:
