@@ -297,10 +297,11 @@ Index(
 # PostgreSQL's jsonb refuses some text errands' JSON may hold (\u0000 and lone surrogates' escapes: hostile input is
 # stored as it came; any non-ASCII escape on a database not in UTF8), and an index expression that raised would
 # refuse the job's INSERT: errands_jsonb is NULL for such text instead (its job is then simply not found by the
-# args filter). The handler costs a subtransaction's set-up per call, a few microseconds.
+# args filter). The handler costs a subtransaction's set-up per call, a few microseconds, and a subtransaction
+# can't start in a parallel worker: PARALLEL RESTRICTED keeps the calls in the leader (SAFE failed a parallel scan).
 ERRANDS_JSONB = """
 CREATE OR REPLACE FUNCTION errands_jsonb(document text) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED AS $$
 BEGIN
     RETURN document::jsonb;
 EXCEPTION WHEN others THEN
