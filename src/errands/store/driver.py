@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
 
 from errands.jobs import Lease, NewJob
+from errands.logs import LogRow
 from errands.store.base import Claim, Listener, Outcome
 
 Callback = Callable[[str, str], None]  # (channel, payload)
@@ -82,6 +83,11 @@ class Driver(Protocol):
     def listen(self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = ...) -> Listener | None:
         """A thread that calls back on these channels (default: enqueues and cancels, notify.py), or None where
         the caller must poll."""
+        ...
+
+    def insert_log_lines(self, conn: Connection, rows: Sequence[LogRow], at: datetime | None) -> None:
+        """Insert storable log lines (file, job id, line) stamped `at` (None: the database's clock), in as few
+        statements as the database allows: a busy worker ships thousands a second, from its own process."""
         ...
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.sql.dml import Update
 
 from errands.clock import utc_now
 from errands.jobs import AttemptOutcome, JobState, Lease, NewJob, dumps
+from errands.logs import LogRow
 from errands.store.base import Claim, Outcome
 from errands.store.claim import next_due, running_values
 from errands.store.driver import Callback, OnError
@@ -26,7 +27,7 @@ from errands.store.finish import still_leased
 from errands.store.insert import insert_row
 from errands.store.notify import JOBS_CHANNEL, deliver
 from errands.store.rows import job_values
-from errands.store.schema import attempts, jobs
+from errands.store.schema import attempts, jobs, log_lines
 
 BUSY_TIMEOUT_S = 30
 
@@ -91,6 +92,11 @@ class SqliteDriver:
 
     def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt  # the write transaction holds the whole database
+
+    def insert_log_lines(self, conn: Connection, rows: Sequence[LogRow], at: datetime | None) -> None:
+        # in this process anyway: the rows' inserts themselves are most of the cost
+        moment = at or utc_now()
+        conn.execute(insert(log_lines), [{"at": moment, "file": f, "job_id": j, "line": line} for f, j, line in rows])
 
     def listen(
         self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = (JOBS_CHANNEL,)
