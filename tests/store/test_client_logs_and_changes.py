@@ -35,7 +35,8 @@ def client(db_url: str, tmp_path: Path) -> Iterator[Client]:
 
 
 @pytest.mark.parametrize(
-    ("file", "n"), [("jobs", 10), ("", 10), (None, 10), ("job", 0), ("job", MAX_LOG_TAIL + 1), ("job", True), ("job", "5")]
+    ("file", "n"),
+    [("jobs", 10), ("", 10), (None, 10), ("job", 0), ("job", MAX_LOG_TAIL + 1), ("job", True), ("job", "5")],
 )
 @pytest.mark.backends("sqlite")
 def test_log_tail_refuses_what_is_not_a_file_and_a_count(client: Client, file: Any, n: Any) -> None:

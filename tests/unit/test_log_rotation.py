@@ -139,9 +139,7 @@ def test_the_sink_gets_every_line_as_the_file_has_it(tmp_path: Path) -> None:
     log.hold()
     log.completed(make_job(id=5), 0.5)
     log.info(None, "héllo ✓")
-    assert (
-        len(sink.rows) == 2 + 2 + 4 + 4
-    )  # the failure: 4 lines in both files
+    assert len(sink.rows) == 2 + 2 + 4 + 4  # the failure: 4 lines in both files
     log.close()
     assert sink.closed
     for file, path in (("job", paths[0]), ("error", paths[1])):
