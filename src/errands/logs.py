@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 import threading
 import time
@@ -238,20 +239,23 @@ class _LogFile:
         self._fd: int | None = None
         self._identity: tuple[int, int] = (0, 0)  # (device, inode) of the file self._fd is
         self._lock_fd: int | None = None
+        self._regular = True  # a regular file: rotated (not a device, a FIFO: /dev/stdout in a container)
         self._failed = False  # reported already
 
     def append(self, data: bytes) -> None:
         try:
-            if self._rotation is None:
-                _write_all(self._open(), data)
+            fd = self._open()
+            if self._rotation is None or not self._regular or not self._lockable():
+                _write_all(fd, data)
                 return
             with self._locked(shared=True):
                 size = self._reopened_size()
                 _write_all(self._open(), data)
-            if size + len(data) >= self._rotation.max_bytes:
-                self._rotate()
         except OSError as exc:
             self._lost(exc)
+            return
+        if size + len(data) >= self._rotation.max_bytes:
+            self._rotate()
 
     def close(self) -> None:
         for fd in (self._fd, self._lock_fd):
@@ -266,6 +270,7 @@ class _LogFile:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
             info = os.fstat(self._fd)
             self._identity = (info.st_dev, info.st_ino)
+            self._regular = stat.S_ISREG(info.st_mode)
         return self._fd
 
     def _reopened_size(self) -> int:
@@ -282,6 +287,12 @@ class _LogFile:
         return info.st_size
 
     def _rotate(self) -> None:
+        """The line is written: a rotation that fails (Windows: the file is open elsewhere) leaves the file to
+        grow until a later one succeeds, and is no reason to report anything lost."""
+        with contextlib.suppress(OSError):
+            self._shift()
+
+    def _shift(self) -> None:
         """Under the exclusive lock: still over the limit (no other writer rotated it meanwhile)? Then shift."""
         assert self._rotation is not None
         with self._locked(shared=False):
@@ -300,14 +311,24 @@ class _LogFile:
                     os.replace(older, f"{self.path}.{number + 1}")
             os.replace(self.path, f"{self.path}.1")
 
+    def _lockable(self) -> bool:
+        """Whether the lock file is open (opened now if need be). One that can't be made (a folder this process
+        may not create files in) turns rotation off for this file, once reported: other processes rotate it."""
+        if self._lock_fd is not None or fcntl is None:
+            return True
+        try:
+            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            self._rotation = None
+            print(f"errands: cannot rotate the log {self.path}: {exc.strerror or exc}", file=sys.stderr)
+            return False
+        return True
+
     @contextlib.contextmanager
     def _locked(self, *, shared: bool) -> Iterator[None]:
-        if fcntl is None:
+        if fcntl is None or self._lock_fd is None:
             yield
             return
-        if self._lock_fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o666)
         fcntl.flock(self._lock_fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield

@@ -139,9 +139,7 @@ def test_the_sink_gets_every_line_as_the_file_has_it(tmp_path: Path) -> None:
     log.hold()
     log.completed(make_job(id=5), 0.5)
     log.info(None, "héllo ✓")
-    assert (
-        len(sink.rows) == 2 + 2 + 4 + 4
-    )  # the failure: 4 lines in both files
+    assert len(sink.rows) == 2 + 2 + 4 + 4  # the failure: 4 lines in both files
     log.close()
     assert sink.closed
     for file, path in (("job", paths[0]), ("error", paths[1])):
@@ -149,3 +147,31 @@ def test_the_sink_gets_every_line_as_the_file_has_it(tmp_path: Path) -> None:
     assert [row[1] for row in sink.rows if row[0] == "job"] == [1, 2, 3, 3, 4, 4, 4, 4, 5, 5, None]
     assert [row[1] for row in sink.rows if row[0] == "error"] == [4, 4, 4, 4]
     assert "bad \\udcff byte" in sink.rows[4][2]
+
+
+def test_a_device_is_written_and_never_rotated(tmp_path: Path) -> None:
+    """log_file = /dev/stdout in a container: no lock file beside it, no rename, every line written."""
+    log = JobLog(Path("/dev/null"), tmp_path / "errors.log", rotation=Rotation(4096, 1))
+    try:
+        for n in range(100):
+            log.info(None, f"line {n} " + "x" * 100)
+    finally:
+        log.close()
+    assert not Path("/dev/null.lock").exists() and not Path("/dev/null.1").exists()
+
+
+def test_a_rotation_that_fails_loses_no_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "logs"
+    log = JobLog(folder / "jobs.log", folder / "errors.log", rotation=Rotation(4096, 1))
+    try:
+        log.info(None, "x" * 2000)
+        (folder / "jobs.log.1").mkdir()  # the rename's target can't be replaced: the rotation fails
+        (folder / "jobs.log.1" / "keep").write_text("")
+        for n in range(3):
+            log.info(None, f"still written {n} " + "y" * 2000)
+    finally:
+        log.close()
+    assert capsys.readouterr().err == ""
+    assert [m.split(" ")[:3] for m in messages(folder / "jobs.log")[1:]] == [
+        ["still", "written", f"{n}"] for n in range(3)
+    ]

@@ -19,6 +19,7 @@ from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob
+from errands.logs import LogRow
 from errands.store.base import Claim, Listener, Outcome
 
 Callback = Callable[[str, str], None]  # (channel, payload)
@@ -103,6 +104,12 @@ class Driver(Protocol):
 
     def estimated_rows(self, conn: Connection, table: str) -> int | None:
         """The planner's row estimate for `table`, or None where there is none cheap enough to trust."""
+        ...
+
+    # logs (store/loglines.py)
+    def insert_log_lines(self, conn: Connection, rows: Sequence[LogRow], at: datetime | None) -> None:
+        """Insert storable log lines (file, job id, line) stamped `at` (None: the database's clock), in as few
+        statements as the database allows: a busy worker ships thousands a second, from its own process."""
         ...
 
 

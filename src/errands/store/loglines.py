@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
 from errands.logs import LOG_FILES, LogRow
 from errands.reports import LogLine
@@ -27,13 +27,8 @@ class LogLinesMixin(SqlStoreParts):
     def log_lines_insert(self, rows: Sequence[LogRow], *, now: datetime | None = None) -> None:
         if not rows:
             return
-        with self._tx() as conn:
-            moment = self._now(conn, now)
-            values = [
-                {"at": moment, "file": file, "job_id": job_id, "line": storable_text(line, LINE_LIMIT)}
-                for file, job_id, line in rows
-            ]
-            conn.execute(insert(log_lines), values)
+        with self._tx(one_statement=True) as conn:  # (one statement on PostgreSQL: no BEGIN, no COMMIT)
+            self.driver.insert_log_lines(conn, _storable(rows), now)
 
     def log_lines_tail(self, file: str, n: int) -> list[LogLine]:
         if file not in LOG_FILES:
@@ -64,3 +59,11 @@ class LogLinesMixin(SqlStoreParts):
             pruned += len(old)
             if len(old) < PRUNE_BATCH:
                 return pruned
+
+
+def _storable(rows: Sequence[LogRow]) -> Sequence[LogRow]:
+    """The rows with every line storable (NUL escaped, lone surrogates escaped, bounded): the usual line, ASCII
+    and short, is checked in C calls and kept as it is."""
+    if all(line.isascii() and "\x00" not in line and len(line) <= LINE_LIMIT for _, _, line in rows):
+        return rows
+    return [(file, job_id, storable_text(line, LINE_LIMIT)) for file, job_id, line in rows]

@@ -37,6 +37,7 @@ from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
+from errands.logs import LogRow
 from errands.store.base import Claim, Listener, Outcome
 from errands.store.claim import next_due, running_values
 from errands.store.driver import Callback, OnError
@@ -142,6 +143,10 @@ class MysqlDriver:
     def estimated_rows(self, conn: Connection, table: str) -> int | None:
         return None  # InnoDB's table_rows is off by up to half: exact counts instead
 
+    def insert_log_lines(self, conn: Connection, rows: Sequence[LogRow], at: datetime | None) -> None:
+        # one JSON document joined as a table (PyMySQL formats an executemany's every value in Python)
+        conn.execute(text(_INSERT_LOG_LINES), {"at": at or self.now(conn), "batch": dumps(rows)})
+
 
 DRIVER = MysqlDriver()
 
@@ -165,6 +170,14 @@ UPDATE errands_attempts a
 JOIN JSON_TABLE(:batch, '$[*]' COLUMNS (job_id BIGINT PATH '$[0]', number INT PATH '$[1]')) v
   ON a.job_id = v.job_id AND a.number = v.number
 SET a.finished_at = :now, a.outcome = 'completed'
+"""
+
+_INSERT_LOG_LINES = """
+INSERT INTO errands_log_lines (at, file, job_id, line)
+SELECT :at, v.file, v.job_id, v.line
+FROM JSON_TABLE(:batch, '$[*]' COLUMNS (
+    file VARCHAR(8) PATH '$[0]', job_id BIGINT PATH '$[1]', line LONGTEXT PATH '$[2]'
+)) v
 """
 
 # The claimed rows are read back as one JSON array per row: PyMySQL decodes each of a row's 29 columns in
