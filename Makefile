@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 XDIST ?= 4
 
-.PHONY: venv lint test test-fast run clean bench bench-peers
+.PHONY: venv lint test test-fast run clean bench bench-peers docker-smoke
 
 venv: $(VENV)/.installed
 
@@ -49,6 +49,11 @@ bench-peers: venv
 	PEERBENCH_HOME="$(PEERBENCH_HOME)" PEERBENCH_PIP="-e $(CURDIR)" PEERS="$(PEERS)" \
 		bash "$(PEER_BENCH_DIR)/run_all.sh" || exit $$?; \
 	$(PY) benchmarks/peers.py --latest "$(PEERBENCH_HOME)/results" --since $$start
+
+# the image built and run for real (migrate, serve, a worker, a job) against the compose PostgreSQL, where a Docker
+# engine answers; elsewhere it says why it skipped. tests/deploy checks the deployment files offline in `make test`.
+docker-smoke:
+	sh deploy/docker/smoke.sh
 
 clean:
 	rm -rf $(VENV) errands.db errands.db-* logs .pytest_cache .mypy_cache .ruff_cache

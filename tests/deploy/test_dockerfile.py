@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -110,3 +111,11 @@ def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
     for source in ("web/node_modules", "src/errands/web/static", ".venv", "tests"):
         assert _ignored(source, patterns), f".dockerignore must leave {source} out of the context"
     assert (DEPLOY / "docker" / "healthcheck.sh").exists()
+
+
+def test_docker_smoke_says_why_it_skips_without_an_engine() -> None:
+    if shutil.which("docker") and run("docker", "info").returncode == 0:
+        pytest.skip("a Docker engine answers here: `make docker-smoke` builds and runs the image for real")
+    done = run("make", "--no-print-directory", "docker-smoke")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "\ndocker-smoke: skipped: " in done.stdout, done.stdout
