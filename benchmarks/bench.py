@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench.py                          # the default sizes, 3 runs (make bench)
     .venv/bin/python benchmarks/bench.py --backends sqlite --quick # tiny sizes, 1 run (the smoke test)
     .venv/bin/python benchmarks/bench.py --full                    # also the 1M-row backlog on PostgreSQL
+    .venv/bin/python benchmarks/bench.py --only api                # only the HTTP API over 1M jobs (PostgreSQL)
 
 The job is a no-op that appends "<enqueue epoch> <start epoch>" to a records file (benchmarks/jobs.py, the
 body of peer-bench's jobs). Every measurement gets a fresh database: a temp SQLite file, a new schema in the
@@ -49,7 +50,7 @@ MYSQL_URL = os.environ.get("ERRANDS_BENCH_MYSQL_URL") or os.environ.get(
     "ERRANDS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"
 )
 BACKENDS = ("sqlite", "postgresql", "mariadb")
-MEASUREMENTS = ("enqueue", "bulk", "drain", "latency", "backlog")
+MEASUREMENTS = ("enqueue", "bulk", "drain", "latency", "backlog", "api")
 BATCH = 500
 SEED_ENV = ("JOB_MAX_RETRIES", "JOB_RETRY_DELAY", "JOB_DEFAULT_PRIORITY")
 
@@ -64,6 +65,8 @@ class Sizes:
     latency: tuple[tuple[str, float, float], ...] = (("idle", 10, 5.0), ("100", 100, 5.0), ("1000", 1000, 2.0))
     backlog: tuple[int, ...] = (10_000, 100_000)  # pending rows (PostgreSQL only)
     backlog_drain: int = 10_000  # the first jobs drained from each backlog
+    api_jobs: int = 1_000_000  # rows under the HTTP API's timings (PostgreSQL only; api_bench.py)
+    api_rounds: int = 50  # requests per route
     timeout: float = 90.0  # bound on each wait
     latency_wait: float = 60.0  # after the last enqueue, how long the measured jobs may take to run
 
@@ -73,7 +76,8 @@ class Sizes:
             f"enqueue {self.enqueue:,}, bulk {self.bulk:,}, "
             f"drain N={self.drain:,} with W={'/'.join(map(str, self.workers))}"
             f", latency {lat} (W=2), backlog {'/'.join(f'{b:,}' for b in self.backlog)} rows "
-            f"(PostgreSQL, first {self.backlog_drain:,} drained), wait bound {self.timeout:g} s"
+            f"(PostgreSQL, first {self.backlog_drain:,} drained), API over {self.api_jobs:,} jobs "
+            f"({self.api_rounds} requests per route, PostgreSQL, first run only), wait bound {self.timeout:g} s"
         )
 
 
@@ -85,6 +89,8 @@ QUICK = Sizes(
     latency=(("idle", 10, 1.0), ("100", 100, 1.0), ("1000", 1000, 0.5)),
     backlog=(200, 1000),
     backlog_drain=200,
+    api_jobs=5000,
+    api_rounds=5,
     timeout=60.0,
     latency_wait=30.0,
 )
@@ -409,6 +415,21 @@ def measure_latency(run: Run, rate: float, duration: float) -> dict[str, Any]:
     return result
 
 
+def measure_api(run: Run) -> dict[str, Any]:
+    from benchmarks import api_bench, big_table
+
+    return api_bench.measure_api(
+        run.url,
+        run.scratch,
+        run.env(),
+        REPO,
+        jobs=run.sizes.api_jobs,
+        rounds=run.sizes.api_rounds,
+        timeout=run.sizes.timeout,
+        load=big_table.load,
+    )
+
+
 def preload_backlog(run: Run, n: int) -> None:
     """n pending rows, fast: one batch through enqueue_many, the rest copied from its first row in SQL
     (INSERT ... SELECT generate_series); then ANALYZE, as autovacuum would have done on a real backlog."""
@@ -551,6 +572,9 @@ class Bench:
         if "backlog" in only and backend == "postgresql":
             for size in s.backlog:
                 self.one(backend, f"backlog_{size}", functools.partial(measure_backlog, size=size))
+        # the API once per bench, not once per run: loading a million jobs takes minutes
+        if "api" in only and backend == "postgresql" and "api" not in self.raw.get(backend, {}):
+            self.one(backend, "api", measure_api)
 
     def results(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -583,6 +607,14 @@ class Bench:
 
 
 def _brief(r: dict[str, Any]) -> str:
+    if "skipped" in r:
+        return f"skipped: {r['skipped']}"
+    if "routes" in r:
+        worst = max(r["routes"].items(), key=lambda item: item[1]["p99_ms"])
+        over = f"; over target: {len(r['over_target'])}" if r["over_target"] else ""
+        return (
+            f"{len(r['routes'])} routes over {r['jobs']:,} jobs, worst p99 {worst[1]['p99_ms']} ms ({worst[0]}){over}"
+        )
     if "p50_ms" in r:
         return f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, lag {r['lag_s']} s, rate {r['achieved_rate']}/s"
     text = f"{r['jobs_per_s']:,.0f} jobs/s"
@@ -601,6 +633,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--full", action="store_true", help="add the 1,000,000-row backlog on PostgreSQL")
     ap.add_argument("--only", default=",".join(MEASUREMENTS), help=f"a subset of {','.join(MEASUREMENTS)}")
     ap.add_argument("--drain-jobs", type=int, default=None, help="N for the drains (default 5000)")
+    ap.add_argument("--api-jobs", type=int, default=None, help="rows under the API's timings (default 1000000)")
     ap.add_argument("--timeout", type=float, default=None, help="bound on each wait, seconds (default 90)")
     ap.add_argument(
         "--budget",
@@ -633,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, backlog=(*sizes.backlog, 1_000_000))
     if args.drain_jobs:
         sizes = dataclasses.replace(sizes, drain=args.drain_jobs)
+    if args.api_jobs:
+        sizes = dataclasses.replace(sizes, api_jobs=args.api_jobs)
     if args.timeout:
         sizes = dataclasses.replace(sizes, timeout=args.timeout)
 

@@ -145,6 +145,30 @@ ROWS: list[tuple[str, str, Any]] = [
 ]
 
 
+def _api_table(backend: str, api: dict[str, Any] | None) -> list[str]:
+    """The HTTP API's latency per route (api_bench.py), or why it was not measured."""
+    if not api:
+        return []
+    if "skipped" in api or "routes" not in api:
+        return ["", f"HTTP API ({backend}): {api.get('skipped') or api.get('error', 'no result')}"]
+    lines = [
+        "",
+        f"HTTP API over {api['jobs']:,} jobs ({backend}; `errands serve`, one request at a time, "
+        f"{api['rounds']} per route; ms):",
+        "",
+        "| route | p50 | p90 | p99 | max |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in api["routes"].items():
+        status = f" (answered {m['statuses']})" if "statuses" in m else ""
+        lines.append(
+            f"| {name}{status} | {_ms(m['p50_ms'])} | {_ms(m['p90_ms'])} | {_ms(m['p99_ms'])} | {_ms(m['max_ms'])} |"
+        )
+    if api.get("over_target"):
+        lines += ["", "Over target: " + "; ".join(api["over_target"])]
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     results: dict[str, dict[str, Any]] = doc["results"]
     backends = list(results)
@@ -182,6 +206,8 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{_cell(entry, lambda m: format(m['steady_jobs_per_s'], ',.0f'))} | "
                 f"{_cell(entry, lambda m: format(m['ratio'], '.2f'))} |"
             )
+    for backend in backends:
+        lines += _api_table(backend, results[backend].get("api"))
     if m.get("source_changed_during_run"):
         lines += [
             "",

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from errands.store import SqlStore
 from errands.store.engine import normalize_url
 from errands.store.migrate import upgrade
+from pgserver import PgServer
 
 PG_URL = os.environ.get("ERRANDS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("ERRANDS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -104,3 +105,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marker = metafunc.definition.get_closest_marker("backends")
         backends = marker.args if marker else BACKENDS
         metafunc.parametrize("fresh_db_url", backends, indirect=True, ids=list(backends))
+
+
+@pytest.fixture
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL of this test's own, started (tests/pgserver.py): for tests that stop, kill or
+    restart their database. Stopped and removed afterwards, whatever the test did."""
+    server = PgServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()

@@ -18,6 +18,7 @@ from errands.errors import (
     JobNotFound,
     NotMigrated,
     StoreError,
+    StoreUnavailable,
     TargetNotAllowed,
 )
 from errands.jobs import Attempt, AttemptOutcome, FollowUp, Job, JobState
@@ -68,6 +69,7 @@ __all__ = [
     "ConfigError",
     "StoreError",
     "NotMigrated",
+    "StoreUnavailable",
     "InvalidInput",
     "TargetNotAllowed",
     "JobNotFound",

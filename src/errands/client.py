@@ -11,23 +11,45 @@ that only enqueues never loads it.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence, Set
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from errands.clock import utc_now
-from errands.errors import InvalidInput, JobNotFound, TargetNotAllowed
-from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob, WorkerInfo, dumps
-from errands.logs import JobLog
-from errands.settings import MAX_ATTEMPTS, MAX_DURATION_S, Settings, load_settings
+from errands import checks
+from errands.changes import ChangeFeed
+from errands.checks import queue_name as queue_name  # the CLI checks --queue with it
+from errands.errors import BulkRunNotFound, InvalidInput, TargetNotAllowed
+from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob, WorkerInfo
+from errands.logs import LOG_FILES, JobLog, open_log
+from errands.logship import LogShipper
+from errands.reports import (
+    BulkRun,
+    Count,
+    FailureGroup,
+    JobChange,
+    JobPage,
+    JobSearch,
+    LogLine,
+    QueueInfo,
+    RecentFinishes,
+    Stats,
+)
+from errands.search import check_search
+from errands.search import search_from_json as search_from_json  # the API's query or body -> JobSearch
+from errands.search import search_to_json as search_to_json
+from errands.settings import Settings, load_settings
 from errands.store import open_store
-from errands.store.base import JobFilter, RetryBudget, Store
-from errands.targets import check_allowed, normalize_method
+from errands.store.base import JobFilter, Listener, RetryBudget, Store
+from errands.targets import check_allowed
 
 ThenStep = FollowUp | Sequence[Any]
+
+# /metrics: the window of recently finished jobs, and the duration histogram's buckets (seconds)
+RECENT_WINDOW_S = 60.0
+DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -89,10 +111,14 @@ class Client:
     def __init__(self, settings: Settings, store: Store, log: JobLog | None = None) -> None:
         self.settings = settings
         self._store = store
-        self.log = log or JobLog(settings.log_file, settings.error_log_file)
+        # the log's lines go to the files and, in batches, to the database (what the API's logs show)
+        self.log = log or open_log(settings, sink=LogShipper(store))
         self._allowed: set[tuple[str, str]] = set()  # (target, method) pairs checked and allowed already
+        self._bulk_threads: list[threading.Thread] = []
 
     def close(self) -> None:
+        for thread in self._bulk_threads:  # a bulk run's batches are short: let the current one end
+            thread.join(timeout=BULK_JOIN_S)
         self.log.close()
         self._store.close()
 
@@ -102,26 +128,28 @@ class Client:
         """Validate a request into the value the store inserts. Refusals are written to the error log."""
         if not isinstance(request, JobRequest):
             raise InvalidInput(f"a job request must be a JobRequest, got {type(request).__name__}")
-        target, method = _target_and_method(request.target, request.method)
+        target, method = checks.target_and_method(request.target, request.method)
         try:
             self._check_allowed(target, method)
-            then = _then_size(tuple(self._then_step(step) for step in _arg_list("then", request.then)))
+            then = checks.then_size(tuple(self._then_step(step) for step in checks.arg_list("then", request.then)))
         except TargetNotAllowed as refusal:
             self.log.refused(refusal.target, refusal.method, refusal.reason)
             raise
         return NewJob(
             target=target,
             method=method,
-            args=tuple(_json_value("args", _arg_list("args", request.args))),
-            kwargs=dict(_json_value("kwargs", _kwarg_dict("kwargs", request.kwargs))),
-            queue=queue_name(request.queue),
-            priority=self.settings.default_priority if request.priority is None else _int("priority", request.priority),
-            max_attempts=_attempts(request.max_attempts) or self.settings.max_retries,
+            args=tuple(checks.json_value("args", checks.arg_list("args", request.args))),
+            kwargs=dict(checks.json_value("kwargs", checks.kwarg_dict("kwargs", request.kwargs))),
+            queue=checks.queue_name(request.queue),
+            priority=self.settings.default_priority
+            if request.priority is None
+            else checks.int32("priority", request.priority),
+            max_attempts=checks.attempts(request.max_attempts) or self.settings.max_retries,
             attempts_pinned=request.max_attempts is not None,
-            delay_s=_delay(request.delay),
-            scheduled_at=_naive_utc(request.at) if request.at is not None else None,
-            timeout_s=_positive("timeout", request.timeout),
-            sensitive=_flag("sensitive", request.sensitive),
+            delay_s=checks.delay(request.delay),
+            scheduled_at=checks.naive_utc(request.at) if request.at is not None else None,
+            timeout_s=checks.positive("timeout", request.timeout),
+            sensitive=checks.flag("sensitive", request.sensitive),
             then=then,
         )
 
@@ -139,10 +167,10 @@ class Client:
             target, method, args, kwargs = step[0], step[1], step[2] if len(step) == 3 else (), {}
         else:
             raise InvalidInput("then: each step is a FollowUp, (target, method) or (target, method, args)")
-        target, method = _target_and_method(target, method, "then ")
+        target, method = checks.target_and_method(target, method, "then ")
         self._check_allowed(target, method)
-        args = _json_value("then args", _arg_list("then args", args))
-        kwargs = _json_value("then kwargs", _kwarg_dict("then kwargs", kwargs))
+        args = checks.json_value("then args", checks.arg_list("then args", args))
+        kwargs = checks.json_value("then kwargs", checks.kwarg_dict("then kwargs", kwargs))
         return FollowUp(target, method, tuple(args), kwargs)
 
     def enqueue(self, request: JobRequest, *, reserve: Lease | None = None) -> int:
@@ -198,21 +226,21 @@ class Client:
     # read and act ---------------------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
-        return self._store.job_get(_job_id(job_id))
+        return self._store.job_get(checks.job_id(job_id))
 
     def jobs(self, status: JobState | None = None, queue: str | None = None, limit: int = 100) -> list[Job]:
         return self._store.jobs_list(
-            JobFilter(status=status, queue=None if queue is None else queue_name(queue), limit=limit)
+            JobFilter(status=status, queue=None if queue is None else checks.queue_name(queue), limit=limit)
         )
 
     def attempts(self, job_id: int) -> list[Attempt]:
-        return self._store.job_attempts(_job_id(job_id))
+        return self._store.job_attempts(checks.job_id(job_id))
 
     def follow_ups(self, job_id: int) -> list[int]:
-        return self._store.job_follow_ups(_job_id(job_id))
+        return self._store.job_follow_ups(checks.job_id(job_id))
 
     def cancel(self, job_id: int) -> Job:
-        job = self._store.job_cancel(_job_id(job_id))
+        job = self._store.job_cancel(checks.job_id(job_id))
         if job.status is JobState.CANCELLED:
             self.log.cancelled(job)
         else:
@@ -221,192 +249,141 @@ class Client:
 
     def retry(self, job_id: int) -> Job:
         """A fresh budget: the job's own max_attempts if it was given one, else max_retries."""
-        before = self._store.job_get(_job_id(job_id))
+        before = self._store.job_get(checks.job_id(job_id))
         budget = before.budget if before.attempts_pinned else self.settings.max_retries
         job = self._store.job_retry(job_id, RetryBudget(budget))
         self.log.info(job, f"Job {job.id} retried by hand: pending, {job.budget} more attempts")
         return job
 
     def prune(self, older_than_s: float) -> int:
-        """Delete finished jobs (and their attempts) that finished more than `older_than_s` seconds ago."""
-        return self._store.jobs_prune(older_than_s)
+        """Delete finished jobs (their attempts and log lines too) that finished more than `older_than_s` seconds
+        ago, and the log lines older than settings.log_retention. Returns how many jobs."""
+        pruned = self._store.jobs_prune(checks.non_negative("older_than", older_than_s))
+        self._store.log_lines_prune(self.settings.log_retention)
+        return pruned
+
+    # logs and changes (what the HTTP API shows) ---------------------------------------------------------
+
+    def log_tail(self, file: str, n: int) -> list[LogLine]:
+        """The last `n` (1 to MAX_LOG_TAIL) lines of the job log ("job") or the error log ("error"), oldest first,
+        as every process wrote them (the database's copy of the files)."""
+        if file not in LOG_FILES:
+            raise InvalidInput(f"file must be one of {', '.join(LOG_FILES)}, got {file!r:.120}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LOG_TAIL:
+            raise InvalidInput(f"n must be an integer from 1 to {MAX_LOG_TAIL}, got {n!r:.120}")
+        return self._store.log_lines_tail(file, n)
+
+    def changes(self, since: datetime, limit: int = 500) -> list[JobChange]:
+        """Jobs whose status or cancel request changed at or after `since` (the database's clock, naive UTC),
+        oldest change first, each as it is now. One read: a reader that polls uses change_feed(), which also
+        catches changes whose transaction committed late."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CHANGES:
+            raise InvalidInput(f"limit must be an integer from 1 to {MAX_CHANGES}, got {limit!r:.120}")
+        return self._store.jobs_changed_since(checks.naive_utc(since, "since"), limit)
+
+    def change_feed(self, since: datetime | None = None) -> ChangeFeed:
+        """Every change from `since` (default: now, on the database's clock), each once, poll by poll."""
+        start = self._store.now() if since is None else checks.naive_utc(since, "since")
+        store = self._store
+        return ChangeFeed(lambda at, limit, after_id: store.jobs_changed_since(at, limit, after_id=after_id), start)
+
+    def listen_changes(self, callback: Callable[[], None]) -> Listener | None:
+        """Call `callback` (on a thread of its own) soon after jobs change, and after a lost connection came
+        back (changes may have been missed meanwhile): PostgreSQL's NOTIFY. None where the caller must poll
+        (SQLite, MariaDB). Stop it with .stop()."""
+        return self._store.listen_changes(lambda _channel, _payload: callback())
 
     def workers(self) -> list[WorkerInfo]:
         """The live workers: those whose heartbeat is within lease_timeout."""
         return self._store.workers_list(alive_within_s=self.settings.lease_timeout)
 
+    # observe: what the HTTP API's /readyz and /metrics read ----------------------------------------------
 
-# Limits every backend enforces alike (docs/cli.md lists them): the columns' lengths, 64-bit JSON integers
-# (JSON readers of other languages lose bigger ones; Python can't even print 5,000 digits), bounded nesting.
-MAX_TARGET = 255
-MAX_METHOD = 100
-MAX_QUEUE = 100
-MAX_NESTING = 100
-MAX_THEN_CHARS = 65_535  # `then` is a TEXT column: 64 KiB on MariaDB
-_INT64 = range(-(2**63), 2**63)
-_JOB_IDS = range(1, 2**63)
-_EARLIEST = datetime(1000, 1, 1)  # MariaDB's DATETIME starts at year 1000
+    def ping(self) -> None:
+        """One round trip to the database (readiness); raises StoreError when it can't be made."""
+        self._store.database_ping()
 
+    def finished_recently(
+        self, window_s: float = RECENT_WINDOW_S, bounds: Sequence[float] = DURATION_BOUNDS_S
+    ) -> RecentFinishes:
+        """The jobs completed or failed in the last `window_s` seconds (1 s to 1 day): a histogram of their
+        last attempt's duration over `bounds` (ascending seconds, at most 50) and their attempts by outcome."""
+        if not isinstance(window_s, int | float) or not 1 <= window_s <= 86_400:
+            raise InvalidInput("window_s must be 1 to 86400 seconds")
+        checked = tuple(float(bound) for bound in bounds)
+        if (
+            not 0 < len(checked) <= 50
+            or any(not 0 < b < math.inf for b in checked)
+            or sorted(set(checked)) != list(checked)
+        ):
+            raise InvalidInput("bounds must be 1 to 50 ascending, distinct, positive, finite seconds")
+        return self._store.jobs_finished_recently(float(window_s), checked)
 
-def _target_and_method(target: Any, method: Any, where: str = "") -> tuple[str, str]:
-    if not isinstance(target, str) or not isinstance(method, str):
-        raise InvalidInput(
-            f"{where}target and method must be str, got {type(target).__name__} and {type(method).__name__}"
-        )
-    if len(target) > MAX_TARGET or len(method) > MAX_METHOD:
-        raise InvalidInput(f"{where}target is at most {MAX_TARGET} characters and method at most {MAX_METHOD}")
-    return target, normalize_method(target, method)
+    # operators' reads and actions -----------------------------------------------------------------------
 
+    def search(self, search: JobSearch) -> JobPage:
+        """A page of jobs matching `search`, newest first (keyset: pass next_before_id as before_id)."""
+        return self._store.jobs_search(check_search(search))
 
-def _then_size(then: tuple[FollowUp, ...]) -> tuple[FollowUp, ...]:
-    if then and len(dumps([step.to_json() for step in then])) > MAX_THEN_CHARS:
-        raise InvalidInput(f"then is at most {MAX_THEN_CHARS} characters as JSON")
-    return then
+    def count(self, search: JobSearch, cap: int = 10_000) -> Count:
+        """How many jobs match, counted up to `cap` (past it: Count(cap, exact=False)); limit and before_id
+        don't bound it."""
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_COUNT_CAP:
+            raise InvalidInput(f"cap must be 1 to {MAX_COUNT_CAP}, got {checks.shown(cap, 80)}")
+        return self._store.jobs_count(check_search(search), cap)
 
+    def stats(self) -> Stats:
+        return self._store.jobs_stats()
 
-def _job_id(job_id: Any) -> int:
-    """An id no job can have is not found (not an overflow in the driver)."""
-    if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise InvalidInput(f"a job id is an int, got {type(job_id).__name__}")
-    if job_id not in _JOB_IDS:
-        raise JobNotFound(job_id)
-    return int(job_id)
+    def queues(self) -> list[QueueInfo]:
+        """Every queue that has jobs or was ever paused or resumed."""
+        return self._store.queues_info()
 
+    def pause(self, queue: str, *, actor: str) -> QueueInfo:
+        """Workers stop claiming from `queue` within about a second (running jobs go on)."""
+        return self._store.queue_set_paused(checks.queue_name(queue), True, _actor(actor))
 
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{name} must be True or False, got {value!r}")
-    return value
+    def resume(self, queue: str, *, actor: str) -> QueueInfo:
+        return self._store.queue_set_paused(checks.queue_name(queue), False, _actor(actor))
 
+    def failure_groups(self, limit: int = 50) -> list[FailureGroup]:
+        """Failed jobs grouped by error type, target and method, largest first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_GROUPS:
+            raise InvalidInput(f"limit must be 1 to {MAX_GROUPS}, got {checks.shown(limit, 80)}")
+        return self._store.failure_groups(limit)
 
-def _text(value: str) -> bool:
-    """Text every backend and every JSON reader takes: a lone surrogate (undecodable bytes of a command line)
-    is no Unicode text."""
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    def bulk_start(self, action: str, search: JobSearch, *, actor: str) -> BulkRun:
+        """Cancel or retry every job `search` matches (not one page: limit is ignored), in batches on a thread
+        of this process; returns the run at once (bulk_get follows its progress)."""
+        from errands import bulk
 
+        if action not in bulk.ACTIONS:
+            raise InvalidInput(f"action must be one of {', '.join(bulk.ACTIONS)}, got {checks.shown(action, 80)}")
+        run, walked = bulk.new_run(self._store, action, check_search(search), _actor(actor))
+        self.log.info(None, f"Bulk run {run.id} started by {run.created_by}: {action} {search_to_json(walked)}")
+        walk = bulk.BulkAction(self._store, self.log, run, walked, self.settings.max_retries)
+        self._bulk_threads = [thread for thread in self._bulk_threads if thread.is_alive()]
+        self._bulk_threads.append(walk.start())
+        return run
 
-def _plain(value: Any) -> bool:
-    """A value that JSON keeps exactly as it is: no round trip needed to normalize or check it."""
-    kind = type(value)
-    if kind is str:
-        return _text(value)
-    if kind is int:
-        return value in _INT64
-    return kind is bool or value is None or (kind is float and math.isfinite(value))
+    def bulk_get(self, run_id: int) -> BulkRun:
+        """Raises BulkRunNotFound (an id no run can have too)."""
+        from errands.bulk import STALE_AFTER_S
 
-
-def _check_tree(name: str, value: Any) -> None:
-    """Depth, integer range and text, checked without recursion: a value nested 5,000 deep is refused
-    with one line, not a RecursionError."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, list | tuple | dict):
-            if depth > MAX_NESTING:
-                raise InvalidInput(f"{name} nest at most {MAX_NESTING} levels")
-            if isinstance(item, dict):
-                stack.extend((key, depth + 1) for key in item)
-                item = item.values()
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, int) and not isinstance(item, bool) and item not in _INT64:
-            raise InvalidInput(f"{name}: integers are 64-bit (-2**63 to 2**63-1), got one of {item.bit_length()} bits")
-        elif isinstance(item, str) and not _text(item):
-            raise InvalidInput(f"{name}: text must be valid Unicode (no lone surrogates)")
+        if isinstance(run_id, bool) or not isinstance(run_id, int) or run_id not in checks.JOB_IDS:
+            raise BulkRunNotFound(run_id) if isinstance(run_id, int) else InvalidInput("a bulk run id is an int")
+        return self._store.bulk_run_get(run_id, stale_after_s=STALE_AFTER_S)
 
 
-def _json_value(name: str, value: Any) -> Any:
-    """`value` as JSON gives it back (tuples become lists, ...), or InvalidInput. A list or dict of plain
-    values (the usual arguments) is that already; anything else is checked and makes the round trip."""
-    if (type(value) is list and all(map(_plain, value))) or (type(value) is dict and all(map(_plain, value.values()))):
-        return value
-    _check_tree(name, value)
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{name} must be JSON values (no pickle): {exc}") from None
+MAX_COUNT_CAP = 10_000_000
+MAX_LOG_TAIL = 1000  # lines of a log read at once (the Laravel runner showed the last 10)
+MAX_CHANGES = 10_000
+MAX_GROUPS = 500
+MAX_ACTOR = 255  # errands_queues.changed_by, errands_bulk_runs.created_by
+BULK_JOIN_S = 10.0
 
 
-def _arg_list(name: str, value: Any) -> list[Any]:
-    # a str is a Sequence too: "abc" must not become ["a", "b", "c"]; a set has no order to call with
-    unordered = isinstance(value, str | bytes | bytearray | Mapping | Set)
-    if unordered or not isinstance(value, Iterable):
-        raise InvalidInput(f"{name} must be a list of JSON values, got {type(value).__name__}")
-    return list(value)
-
-
-def _kwarg_dict(name: str, value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-        raise InvalidInput(f"{name} must be a mapping with str keys, got {type(value).__name__}")
-    return dict(value)
-
-
-def queue_name(queue: Any) -> str:
-    """`queue` if it is a name a queue can have (the CLI checks --queue with it too), else InvalidInput."""
-    if not isinstance(queue, str) or not queue or len(queue) > MAX_QUEUE:
-        raise InvalidInput(f"queue must be 1-{MAX_QUEUE} printable characters, got {queue!r:.120}")
-    if not queue.isprintable() or queue.strip() != queue:
-        raise InvalidInput(f"queue must be 1-{MAX_QUEUE} printable characters, got {queue!r}")
-    return queue
-
-
-_INT_RANGE = range(-(2**31), 2**31)  # the columns are 32-bit INTEGER on every backend
-
-
-def _int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in _INT_RANGE:
-        raise InvalidInput(f"{name} must be a 32-bit integer, got {value!r:.120}")
-    return int(value)
-
-
-def _attempts(value: int | None) -> int | None:
-    if value is None:
-        return None
-    if not 1 <= _int("max_attempts", value) <= MAX_ATTEMPTS:
-        raise InvalidInput(f"max_attempts must be 1 to {MAX_ATTEMPTS}, got {value}")
-    return int(value)
-
-
-def _non_negative(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 and math.isfinite(value)):
-        raise InvalidInput(f"{name} must be a number of seconds >= 0, got {value!r:.120}")
-    return float(value)
-
-
-def _delay(value: float) -> float:
-    seconds = _non_negative("delay", value)
-    if not seconds:
-        return seconds
-    try:  # the store adds it to its clock: a delay past year 9999 would raise OverflowError there
-        utc_now() + timedelta(seconds=seconds)
-    except OverflowError:
-        raise InvalidInput(f"delay is too far in the future, got {value!r}") from None
-    return seconds
-
-
-def _naive_utc(moment: Any) -> datetime:
-    """The store keeps naive UTC: an aware time is converted, not just stripped of its zone."""
-    if not isinstance(moment, datetime):
-        raise InvalidInput(f"at must be a datetime, got {type(moment).__name__}")
-    try:
-        naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
-    except OverflowError:  # year 1 at +05:00 is in year 0 in UTC
-        raise InvalidInput(f"at is out of range: {moment.isoformat()}") from None
-    if naive < _EARLIEST:
-        raise InvalidInput(f"at must be in year 1000 or later, got {moment.isoformat()}")
-    return naive
-
-
-def _positive(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value <= MAX_DURATION_S):
-        raise InvalidInput(f"{name} must be a number of seconds > 0 and <= {MAX_DURATION_S:.0f}, got {value!r:.120}")
-    return float(value)
+def _actor(actor: Any) -> str:
+    if not isinstance(actor, str) or not 1 <= len(actor) <= MAX_ACTOR or not checks.is_text(actor) or "\x00" in actor:
+        raise InvalidInput(f"actor must be 1-{MAX_ACTOR} characters of text, got {checks.shown(actor, 80)}")
+    return actor

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from errands.client import Client, JobRequest, _json_value
+from errands.checks import json_value as _json_value
+from errands.client import Client, JobRequest
 from errands.errors import InvalidInput, InvalidTransition, JobNotFound, TargetNotAllowed
 from errands.jobs import FollowUp, JobState
 from errands.settings import Settings

@@ -38,6 +38,7 @@ EXPECTED = {
     "ConfigError",
     "StoreError",
     "NotMigrated",
+    "StoreUnavailable",
     "InvalidInput",
     "TargetNotAllowed",
     "JobNotFound",

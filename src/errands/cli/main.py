@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -14,44 +13,18 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import IntEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
+from errands.cli import accounts as accounts_cli
 from errands.cli import render
+from errands.cli.exits import Exit, command
 from errands.client import Client, JobRequest, connect, migrate_database, queue_name, run_worker
-from errands.errors import (
-    ConfigError,
-    ErrandsError,
-    InvalidInput,
-    InvalidTransition,
-    JobNotFound,
-    StoreError,
-)
+from errands.errors import InvalidInput
 from errands.jobs import JobState
 from errands.settings import MAX_DURATION_S, load_settings
-
-
-class Exit(IntEnum):
-    OK = 0
-    JOB_FAILED = 1
-    BAD_INPUT = 2
-    NOT_FOUND = 3
-    WRONG_STATE = 4
-    CANCELLED = 5
-    CONFIG_OR_DATABASE = 6
-    INTERRUPTED = 130
-
-
-_EXIT_FOR: list[tuple[type[ErrandsError], Exit]] = [
-    (InvalidInput, Exit.BAD_INPUT),
-    (JobNotFound, Exit.NOT_FOUND),
-    (InvalidTransition, Exit.WRONG_STATE),
-    (ConfigError, Exit.CONFIG_OR_DATABASE),
-    (StoreError, Exit.CONFIG_OR_DATABASE),
-]
 
 app = typer.Typer(
     name="errands",
@@ -62,29 +35,8 @@ app = typer.Typer(
 )
 jobs_app = typer.Typer(help="Look at and act on jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(code: Exit, message: str) -> typer.Exit:
-    render.err().print(f"errands: {message}", markup=False)
-    return typer.Exit(int(code))
-
-
-def command(func: F) -> F:
-    """Every command: an ErrandsError becomes one line on stderr and its exit code, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ErrandsError as exc:
-            code = next((code for kind, code in _EXIT_FOR if isinstance(exc, kind)), Exit.CONFIG_OR_DATABASE)
-            raise fail(code, str(exc)) from None
-        except KeyboardInterrupt:
-            raise fail(Exit.INTERRUPTED, "interrupted") from None
-
-    return wrapper  # type: ignore[return-value]
+app.add_typer(accounts_cli.users_app, name="users")
+app.add_typer(accounts_cli.tokens_app, name="tokens")
 
 
 @contextmanager
@@ -261,7 +213,10 @@ def enqueue(
         request = job_request(
             target, method, params, priority, args_json, kwargs_json, delay=delay, at=_parse_at(at), **options
         )
-        print(client.enqueue(request))
+        job_id = client.enqueue(request)
+        print(job_id)
+    shown = f"{request.target}::{request.method}" if request.method else request.target
+    accounts_cli.audited(client.settings, "job.enqueue", f"job {job_id}", shown)
 
 
 def _parse_at(raw: str | None) -> datetime | None:
@@ -336,6 +291,7 @@ def jobs_cancel(job_id: JobId) -> None:
     """Cancel a pending job now, or stop a running one (its worker kills it within a second)."""
     with connected() as client:
         job = client.cancel(job_id)
+    accounts_cli.audited(client.settings, "job.cancel", f"job {job.id}", job.status.value)
     if job.status is JobState.CANCELLED:
         print(f"Job {job.id} cancelled")
     else:
@@ -348,6 +304,7 @@ def jobs_retry(job_id: JobId) -> None:
     """Send a failed or cancelled job back to pending with a fresh retry budget."""
     with connected() as client:
         job = client.retry(job_id)
+    accounts_cli.audited(client.settings, "job.retry", f"job {job.id}")
     print(f"Job {job.id} is pending again ({job.budget} more attempts)")
 
 
@@ -400,6 +357,37 @@ def workers_command(as_json: AsJson = False) -> None:
         render.workers_table(live)
 
 
+@app.command("serve")
+@command
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="server processes")] = 1,
+) -> None:
+    """Serve the HTTP API (docs/api.md) on uvicorn: every process makes the app from the same settings."""
+    import uvicorn  # only this command needs the server
+
+    with connected():  # a database not migrated (or unreachable) is one line and exit 6, before any server starts
+        pass
+    # by import string (the faces don't import each other); uvicorn trusts X-Forwarded-Proto from
+    # FORWARDED_ALLOW_IPS (default 127.0.0.1), which makes a session cookie Secure behind an https proxy
+    uvicorn.run(
+        SERVE_APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        server_header=False,
+        log_level="info",
+        # open event streams never end by themselves: without this, Ctrl-C waits for every dashboard to leave
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
+
+
+SERVE_APP = "errands.web.app:app_from_env"
+SHUTDOWN_GRACE_S = 5  # a stopping server's requests get this long to finish; then they are cut
+
+
 @app.command("prune")
 @command
 def prune_command(
@@ -407,7 +395,8 @@ def prune_command(
         float, typer.Option("--older-than", callback=_bounded_seconds(MAX_AGE_S), help="seconds since the job finished")
     ],
 ) -> None:
-    """Delete finished jobs (completed, failed, cancelled) and their attempts."""
+    """Delete finished jobs (completed, failed, cancelled), their attempts and log lines; and log lines older
+    than log_retention."""
     with connected() as client:
         removed = client.prune(older_than)
     print(f"pruned {removed} finished jobs")

@@ -12,6 +12,7 @@ import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from errands.access import TokenInfo, User
 from errands.clock import iso
 from errands.jobs import Attempt, Job, JobState, WorkerInfo
 
@@ -143,4 +144,39 @@ def workers_table(workers: list[WorkerInfo]) -> None:
     for w in workers:
         queues = ",".join(w.queues) or "*"
         add_row(table, w.id, w.host, w.pid, queues, w.concurrency, iso(w.started_at), iso(w.heartbeat_at))
+    out().print(table)
+
+
+# accounts: the same JSON keys as the HTTP API's (docs/api.md)
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "name": user.name, "role": user.role.value, "created_at": iso(user.created_at)}
+
+
+def users_table(users: list[User]) -> None:
+    table = table_of("id", "name", "role", "created")
+    for user in users:
+        add_row(table, user.id, user.name, user.role.value, iso(user.created_at))
+    out().print(table)
+
+
+def token_json(token: TokenInfo) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "user": token.user,
+        "name": token.name,
+        "scope": token.scope.value,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked_at": iso(token.revoked_at),
+    }
+
+
+def tokens_table(tokens: list[TokenInfo]) -> None:
+    table = table_of("id", "user", "name", "scope", "created", "expires", "last used", "revoked")
+    for t in tokens:
+        times = (iso(t.created_at), iso(t.expires_at) or "never", iso(t.last_used_at) or "", iso(t.revoked_at) or "")
+        add_row(table, t.id, t.user, t.name, t.scope.value, *times)
     out().print(table)

@@ -22,8 +22,9 @@ from errands.store.schema import jobs
 CLAIM_ORDER = (jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
 
 
-def due(now: datetime, queues: Sequence[str]) -> ColumnElement[bool]:
-    """Pending, due by `now`, and not reserved by a live lease (run-job, a detached process)."""
+def due(now: datetime, queues: Sequence[str], exclude: Sequence[str] = ()) -> ColumnElement[bool]:
+    """Pending, due by `now`, not reserved by a live lease (run-job, a detached process), in `queues` (all when
+    empty) and not in `exclude` (the paused queues)."""
     conditions: list[ColumnElement[bool]] = [
         jobs.c.status == JobState.PENDING.value,
         jobs.c.scheduled_at <= now,
@@ -31,12 +32,14 @@ def due(now: datetime, queues: Sequence[str]) -> ColumnElement[bool]:
     ]
     if queues:
         conditions.append(jobs.c.queue.in_(list(queues)))
+    if exclude:
+        conditions.append(jobs.c.queue.not_in(list(exclude)))
     return and_(*conditions)
 
 
 def next_due(claim: Claim, limit: int, now: datetime) -> Select[Any]:
     """The ids of the next `limit` due jobs in claim order."""
-    return select(jobs.c.id).where(due(now, claim.queues)).order_by(*CLAIM_ORDER).limit(limit)
+    return select(jobs.c.id).where(due(now, claim.queues, claim.exclude)).order_by(*CLAIM_ORDER).limit(limit)
 
 
 def running_values(claim: Claim, now: datetime) -> dict[str, Any]:
@@ -49,4 +52,5 @@ def running_values(claim: Claim, now: datetime) -> dict[str, Any]:
         "lease_token": claim.token,
         "lease_expires_at": now + timedelta(seconds=claim.lease_s),
         "cancel_requested": False,
+        "changed_at": now,
     }

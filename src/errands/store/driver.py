@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob
 from errands.store.base import Claim, Listener, Outcome
@@ -41,6 +42,10 @@ class Driver(Protocol):
 
     def now(self, conn: Connection) -> datetime:
         """The database's clock (SQLite: this machine's), naive UTC."""
+        ...
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        """An expression: the seconds from one timestamp column to another (a job's duration)."""
         ...
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
@@ -79,8 +84,25 @@ class Driver(Protocol):
         another transaction holds)."""
         ...
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
-        """A thread that calls back on enqueues and cancels, or None where workers must poll."""
+    def listen(self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = ...) -> Listener | None:
+        """A thread that calls back on these channels (default: enqueues and cancels, notify.py), or None where
+        the caller must poll."""
+        ...
+
+    # accounts
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        """Add one to the errands_rate_counters row (key, window_start), creating it at 1, in one atomic
+        statement (concurrent hits from other replicas all count); the row's hits after it."""
+        ...
+
+    # reports (store/reports.py)
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        """Whether the JSON text in `column` contains the JSON `candidate` (jsonb's @> rules: an object its
+        keys' values, an array each candidate element somewhere). PostgreSQL: through the GIN index."""
+        ...
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        """The planner's row estimate for `table`, or None where there is none cheap enough to trust."""
         ...
 
 

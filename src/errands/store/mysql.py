@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Double,
     Engine,
     Select,
     bindparam,
@@ -27,10 +28,13 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    type_coerce,
     update,
 )
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Listener, Outcome
@@ -38,7 +42,8 @@ from errands.store.claim import next_due, running_values
 from errands.store.driver import Callback, OnError
 from errands.store.finish import still_leased
 from errands.store.insert import insert_row, server_clock_insert, server_clock_params
-from errands.store.schema import attempts, jobs
+from errands.store.liveness import replace_stale_on_checkout, server_spoke
+from errands.store.schema import attempts, jobs, rate_counters
 
 _IN_TRANSACTION = 1  # MySQL protocol: SERVER_STATUS_IN_TRANS, in the status flags of every reply
 
@@ -59,6 +64,9 @@ class MysqlDriver:
     def now(self, conn: Connection) -> datetime:
         moment = conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
         return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        return type_coerce(func.timestampdiff(text("MICROSECOND"), start, end) / 1_000_000.0, Double)
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         # in microseconds: TIMESTAMPADD takes whole units
@@ -112,8 +120,27 @@ class MysqlDriver:
     def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt.with_for_update(skip_locked=True)
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
+    def listen(self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = ()) -> Listener | None:
         return None
+
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        """No RETURNING with ON DUPLICATE KEY UPDATE: the row is read back in the same transaction, which holds
+        its lock since the upsert (and sees its own write), so the count is this hit's."""
+        upsert = (
+            mysql_insert(rate_counters)
+            .values(key=key, window_start=window_start, hits=1)
+            .on_duplicate_key_update(hits=rate_counters.c.hits + 1)
+        )
+        conn.execute(upsert)
+        this = (rate_counters.c.key == key, rate_counters.c.window_start == window_start)
+        return int(conn.execute(select(rate_counters.c.hits).where(*this)).scalar_one())
+
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        # not indexed: MariaDB has no index on a JSON document's values
+        return func.JSON_CONTAINS(column, candidate) == 1
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        return None  # InnoDB's table_rows is off by up to half: exact counts instead
 
 
 DRIVER = MysqlDriver()
@@ -128,7 +155,7 @@ UPDATE errands_jobs j
 JOIN JSON_TABLE(:batch, '$[*]' COLUMNS (
     id BIGINT PATH '$[0]', token VARCHAR(64) PATH '$[1]', result LONGTEXT PATH '$[2]'
 )) v ON j.id = v.id
-SET j.status = 'completed', j.finished_at = :now, j.result = v.result,
+SET j.status = 'completed', j.finished_at = :now, j.changed_at = :now, j.result = v.result,
     j.error_type = NULL, j.error_message = NULL, j.error_traceback = NULL,
     j.lease_owner = NULL, j.lease_token = NULL, j.lease_expires_at = NULL
 WHERE j.status = 'running' AND j.lease_token = v.token
@@ -167,6 +194,13 @@ class _Unpacked:
             raise AttributeError(name) from None
 
 
+def _stale(conn: Any) -> bool:
+    """Closed, or told something while idle (a KILL, wait_timeout, a shutdown): liveness.py. PyMySQL keeps its
+    socket in `_sock` (None once closed): no public name gives it."""
+    sock = getattr(conn, "_sock", None)
+    return sock is None or server_spoke(sock.fileno())
+
+
 def _engine(url: URL) -> Engine:
     # READ COMMITTED: fewer gap locks under SKIP LOCKED claims; UTC sessions so DB times are UTC
     engine = create_engine(
@@ -175,6 +209,8 @@ def _engine(url: URL) -> Engine:
         connect_args={"init_command": "SET time_zone = '+00:00'"},
         pool_reset_on_return=None,  # see _reset
     )
+
+    replace_stale_on_checkout(engine, _stale)
 
     @event.listens_for(engine, "reset")
     def _reset(dbapi_conn: Any, _record: Any, state: Any) -> None:

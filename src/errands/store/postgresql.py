@@ -15,18 +15,38 @@ from operator import itemgetter
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Double, Engine, Executable, Select, bindparam, create_engine, func, insert, select
+from psycopg import sql
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Double,
+    Engine,
+    Executable,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    create_engine,
+    func,
+    insert,
+    select,
+    type_coerce,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import Lease, NewJob, dumps
 from errands.store.base import Claim, Outcome
 from errands.store.driver import Callback, OnError
 from errands.store.insert import server_clock_insert, server_clock_params, wakes_workers
-from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, deliver, report
-from errands.store.schema import attempts, jobs
+from errands.store.liveness import replace_stale_on_checkout, server_spoke
+from errands.store.notify import CANCEL_CHANNEL, CHANGES_CHANNEL, JOBS_CHANNEL, deliver, report
+from errands.store.schema import attempts, jobs, rate_counters
+
+CONNECT_TIMEOUT_S = 10  # unless the URL says otherwise (?connect_timeout=N)
 
 
 class PostgresDriver:
@@ -37,7 +57,11 @@ class PostgresDriver:
     raw_errors: tuple[type[BaseException], ...] = (psycopg.Error,)
 
     def create_engine(self, url: URL) -> Engine:
-        return create_engine(url)
+        # libpq waits for an unreachable host as long as TCP does (minutes): a call fails sooner, and says so
+        waits = {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+        engine = create_engine(url, connect_args=waits)
+        replace_stale_on_checkout(engine, _stale)
+        return engine
 
     def transaction_options(self, *, one_statement: bool) -> dict[str, Any]:
         # a single statement is its own transaction: autocommit saves the BEGIN and COMMIT round trips
@@ -46,6 +70,9 @@ class PostgresDriver:
     def now(self, conn: Connection) -> datetime:
         moment = conn.exec_driver_sql("SELECT now() AT TIME ZONE 'UTC'").scalar_one()
         return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        return type_coerce(func.extract("epoch", end - start), Double)
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         params = server_clock_params(new, reserve, float(new.delay_s))
@@ -63,6 +90,7 @@ class PostgresDriver:
             "now": now,
             "any_queue": not claim.queues,
             "queues": list(claim.queues),
+            "exclude": list(claim.exclude),
             "limit": limit,
             "owner": claim.owner,
             "token": claim.token,
@@ -91,19 +119,57 @@ class PostgresDriver:
     def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt.with_for_update(skip_locked=True)
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> PgListener:
-        return PgListener(url, callback, on_error).start()
+    def listen(
+        self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = (JOBS_CHANNEL, CANCEL_CHANNEL)
+    ) -> PgListener:
+        return PgListener(url, callback, on_error, channels=channels).start()
+
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        stmt = (
+            postgresql.insert(rate_counters)
+            .values(key=key, window_start=window_start, hits=1)
+            .on_conflict_do_update(
+                index_elements=[rate_counters.c.key, rate_counters.c.window_start],
+                set_={"hits": rate_counters.c.hits + 1},
+            )
+            .returning(rate_counters.c.hits)
+        )
+        return int(conn.execute(stmt).scalar_one())
+
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        # the expression of the GIN indexes (schema.py): errands_jsonb is NULL for text jsonb refuses
+        document = func.errands_jsonb(column, type_=postgresql.JSONB)
+        wanted = cast(bindparam(None, candidate, type_=Text), postgresql.JSONB)  # JSON text: not encoded again
+        return document.op("@>", return_type=Boolean)(wanted)
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        # reltuples: -1 before the first VACUUM or ANALYZE (PostgreSQL 14+); to_regclass follows search_path
+        stmt = sql_text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:table)")
+        estimate = conn.execute(stmt, {"table": table}).scalar()
+        return None if estimate is None or estimate < 0 else int(estimate)
 
 
 DRIVER = PostgresDriver()
 
 
-# The claim in one statement. The picked ids go in as an array (`= ANY(ARRAY(...))`), so the update finds them
-# by primary key: joined to a CTE instead, the planner hashed the whole table per claim. The clock is the
+def _stale(conn: psycopg.Connection[Any]) -> bool:
+    """Closed, broken, or told something while idle (a restart's 57P01, a terminated backend): liveness.py."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        return server_spoke(conn.pgconn.socket)
+    except psycopg.OperationalError:  # libpq has no socket for it any more
+        return True
+
+
+# The claim in one statement, with one NOTIFY on errands_changes when it claimed any (a CTE over one of its
+# rows: an uncorrelated subquery notified for an empty claim too). The picked ids go in as an array
+# (`= ANY(ARRAY(...))`), so the update finds them by primary key: joined to a CTE instead, the planner hashed
+# the whole table per claim. The clock is the
 # database's (or the caller's, in tests); the commit needn't wait for its WAL flush (~2 ms here): if the
 # server crashes before it, the claim is undone and the job is pending again, which at-least-once allows, and
 # the durable commit of its completion flushes it anyway. set_config(..., true) lasts for this transaction.
-# The conditions are claim.py's `due` and CLAIM_ORDER.
+# The conditions are claim.py's `due` (`exclude`: the paused queues; an empty array excludes nothing) and CLAIM_ORDER.
 _CLAIM = """
 WITH claimed AS (
     UPDATE errands_jobs j
@@ -111,13 +177,14 @@ WITH claimed AS (
         started_at = COALESCE(:now, now() AT TIME ZONE 'UTC'), finished_at = NULL,
         lease_owner = :owner, lease_token = :token,
         lease_expires_at = COALESCE(:now, now() AT TIME ZONE 'UTC') + make_interval(secs => :lease_s),
-        cancel_requested = false
+        cancel_requested = false, changed_at = COALESCE(:now, now() AT TIME ZONE 'UTC')
     WHERE j.id = ANY(ARRAY(
         SELECT id FROM errands_jobs
         WHERE status = 'pending'
           AND scheduled_at <= COALESCE(:now, now() AT TIME ZONE 'UTC')
           AND (lease_expires_at IS NULL OR lease_expires_at < COALESCE(:now, now() AT TIME ZONE 'UTC'))
           AND (CAST(:any_queue AS boolean) OR queue = ANY(CAST(:queues AS text[])))
+          AND queue <> ALL(CAST(:exclude AS text[]))
         ORDER BY priority DESC, scheduled_at, id
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
@@ -126,8 +193,11 @@ WITH claimed AS (
 ), begun AS (
     INSERT INTO errands_attempts (job_id, number, started_at, worker)
     SELECT id, attempts, started_at, :worker FROM claimed
+), noted AS (
+    SELECT pg_notify('errands_changes', '') FROM (SELECT 1 FROM claimed LIMIT 1) one
 )
-SELECT claimed.* FROM claimed WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
+SELECT claimed.* FROM claimed LEFT JOIN noted ON true
+WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
 """
 
 # Plain completions in one statement over arrays: one round trip for the whole batch, one prepared statement
@@ -136,6 +206,7 @@ _COMPLETE = """
 WITH done AS (
     UPDATE errands_jobs j
     SET status = 'completed', finished_at = COALESCE(:now, now() AT TIME ZONE 'UTC'), result = v.result,
+        changed_at = COALESCE(:now, now() AT TIME ZONE 'UTC'),
         error_type = NULL, error_message = NULL, error_traceback = NULL,
         lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
     FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS text[]), CAST(:results AS text[])) AS v(id, token, result)
@@ -144,19 +215,21 @@ WITH done AS (
 ), closed AS (
     UPDATE errands_attempts a SET finished_at = done.finished_at, outcome = 'completed'
     FROM done WHERE a.job_id = done.id AND a.number = done.attempts
+), noted AS (
+    SELECT pg_notify('errands_changes', '') FROM (SELECT 1 FROM done LIMIT 1) one
 )
-SELECT id FROM done
+SELECT done.id FROM done LEFT JOIN noted ON true
 """
 
 
 @cache
 def _insert_statement(wake: bool) -> Executable:
-    """The insert of one job on the database's clock, as its own statement; with `wake`, it also wakes idle
-    workers (pg_notify)."""
+    """The insert of one job on the database's clock, as its own statement, telling the change (pg_notify);
+    with `wake`, it also wakes idle workers."""
     clock = func.timezone("UTC", func.now())
     delayed = clock + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("p_delay", type_=Double))
     inserted = server_clock_insert(clock, delayed).returning(jobs.c.id).cte("inserted")
-    query = select(inserted.c.id)
+    query = select(inserted.c.id, func.pg_notify(CHANGES_CHANNEL, ""))
     if wake:
         query = query.add_columns(func.pg_notify(JOBS_CHANNEL, bindparam("p_queue")))
     return query
@@ -202,7 +275,15 @@ class PgListener:
     reopened a second later; the callback then gets ("reconnect", "") so the worker polls once, in case it
     missed a notification meanwhile. A callback that raises is reported; the thread goes on."""
 
-    def __init__(self, url: URL, callback: Callback, on_error: OnError, retry_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        url: URL,
+        callback: Callback,
+        on_error: OnError,
+        retry_s: float = 1.0,
+        channels: Sequence[str] = (JOBS_CHANNEL, CANCEL_CHANNEL),
+    ) -> None:
+        self._channels = tuple(channels)
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._safe_url = url.render_as_string(hide_password=True)
         self._callback = callback
@@ -238,8 +319,8 @@ class PgListener:
 
     def _listen(self) -> None:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            conn.execute(f"LISTEN {JOBS_CHANNEL}")
-            conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+            for channel in self._channels:  # our own constants: names, not input
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self.backend_pid = conn.info.backend_pid
             self._ready.set()
             while not self._stopped.is_set():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.dialects import mysql
@@ -77,6 +79,9 @@ jobs = Table(
     Column("lease_owner", String(100), nullable=True),
     Column("lease_token", String(64), nullable=True),
     Column("lease_expires_at", Timestamp, nullable=True),
+    # when the job's status or cancel request last changed, on the database's clock: the event stream reads the
+    # changes since a moment (Store.jobs_changed_since). NULL for rows not written since migration 0005.
+    Column("changed_at", Timestamp, nullable=True),
     CheckConstraint("status IN ('pending', 'running', 'completed', 'failed', 'cancelled')", name="status"),
     # Every status change is an UPDATE that can't be HOT (status is indexed), so it adds an entry to each
     # index whose predicate the new row satisfies: the predicates keep completed rows (the bulk of a busy
@@ -98,6 +103,9 @@ jobs = Table(
         postgresql_where=text("parent_id IS NOT NULL"),
         sqlite_where=text("parent_id IS NOT NULL"),
     ),
+    # the changes since a moment, in order (the event stream): a read of the new entries only. Every change adds
+    # an entry at the index's right edge, completed rows too (migration 0005).
+    Index("ix_errands_jobs_changed", "changed_at", "id"),
 )
 
 
@@ -268,3 +276,52 @@ bulk_runs = Table(
     Column("finished_at", Timestamp, nullable=True),
     Column("error", Text, nullable=True),
 )
+
+# --- operators' reads on big tables (migration 0004) -------------------------------------------------------------
+# Every index costs each enqueue and (a status change can't be HOT) each claim and completion: these are the few
+# the API's filters, queues and stats need to stay fast on millions of rows (benchmarks/big_table.py measures
+# both sides).
+# the target filter and its pages (newest first); the queue filter, and the queue names by a loose index scan
+Index("ix_errands_jobs_target", jobs.c.target, jobs.c.id)
+Index("ix_errands_jobs_queue", jobs.c.queue, jobs.c.id)
+
+# PostgreSQL's jsonb refuses some text errands' JSON may hold (\u0000 and lone surrogates' escapes: hostile input is
+# stored as it came; any non-ASCII escape on a database not in UTF8), and an index expression that raised would
+# refuse the job's INSERT: errands_jsonb is NULL for such text instead (its job is then simply not found by the
+# args filter). The handler costs a subtransaction's set-up per call, a few microseconds.
+ERRANDS_JSONB = """
+CREATE OR REPLACE FUNCTION errands_jsonb(document text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    RETURN document::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$$
+"""
+DROP_ERRANDS_JSONB = "DROP FUNCTION IF EXISTS errands_jsonb(text)"
+# (for metadata.create_all; the migrations create it themselves)
+_create_jsonb: Any = DDL(ERRANDS_JSONB)  # type: ignore[no-untyped-call]
+_drop_jsonb: Any = DDL(DROP_ERRANDS_JSONB)  # type: ignore[no-untyped-call]
+event.listen(jobs, "before_create", _create_jsonb.execute_if(dialect="postgresql"))
+event.listen(jobs, "after_drop", _drop_jsonb.execute_if(dialect="postgresql"))
+
+# The args filter's GIN indexes (jsonb_path_ops: containment only, smaller and faster than the default). Jobs
+# without arguments stay out of them (the filter adds the same predicate: an empty document contains no
+# non-empty one).
+Index(
+    "ix_errands_jobs_args_gin",
+    text("errands_jsonb(args) jsonb_path_ops"),
+    postgresql_using="gin",
+    postgresql_where=text("args <> '[]'"),
+).ddl_if(dialect="postgresql")
+Index(
+    "ix_errands_jobs_kwargs_gin",
+    text("errands_jsonb(kwargs) jsonb_path_ops"),
+    postgresql_using="gin",
+    postgresql_where=text("kwargs <> '{}'"),
+).ddl_if(dialect="postgresql")
+# the per-minute figures of the last hour and the created range: BRIN (a few pages, nearly free to maintain);
+# a row's last version is written when it finishes, so finished_at follows the table's physical order
+Index("ix_errands_jobs_finished_brin", jobs.c.finished_at, postgresql_using="brin").ddl_if(dialect="postgresql")
+Index("ix_errands_jobs_created_brin", jobs.c.created_at, postgresql_using="brin").ddl_if(dialect="postgresql")

@@ -18,17 +18,24 @@ from sqlalchemy import Connection, case, delete, func, insert, inspect, select, 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from errands.errors import InvalidTransition, JobNotFound, StoreError
+from errands.errors import InvalidTransition, JobNotFound, StoreError, StoreUnavailable
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob, dumps
 from errands.retry import crash_budget_spent
+from errands.store.accounts import AccountRows
 from errands.store.base import Claim, Finished, JobFilter, Listener, Outcome, Rescued, RetryBudget, WorkerInfo
+from errands.store.bulk import BulkMixin
+from errands.store.changed import ChangesMixin
 from errands.store.claim import running_values
 from errands.store.driver import OnError, driver_for
 from errands.store.engine import normalize_url
 from errands.store.insert import insert_row, wakes_workers
-from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, log_error
+from errands.store.loglines import LogLinesMixin
+from errands.store.notify import CANCEL_CHANNEL, CHANGES_CHANNEL, JOBS_CHANNEL, log_error
+from errands.store.observe import ObserveRows
+from errands.store.queues import QueuesMixin
+from errands.store.reports import ReportsMixin
 from errands.store.rows import attempt_from_row, job_from_row, job_values
-from errands.store.schema import attempts, jobs, locks, workers
+from errands.store.schema import attempts, jobs, locks, log_lines, workers
 from errands.store.storable import storable_outcome, unstorable
 
 _FINISHED = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
@@ -39,13 +46,17 @@ SLOW_CLAIM_SHARE = 0.25
 PRUNE_BATCH = 500
 
 
-class SqlStore:
+class SqlStore(AccountRows, ReportsMixin, QueuesMixin, BulkMixin, LogLinesMixin, ChangesMixin, ObserveRows):
+    # the mixins: accounts, reads, queues, bulk actions, log lines, job changes, what the probes and /metrics
+    # read (store/accounts.py, reports.py, queues.py, bulk.py, loglines.py, changed.py, observe.py)
     def __init__(self, url: str) -> None:
         self.url = url
         normalized = normalize_url(url)
         self.driver = driver_for(normalized)
-        # No pre-ping: it would cost a round trip per transaction. A dropped connection fails one transaction
-        # (StoreError), SQLAlchemy discards it, and the caller's next one reconnects (the worker loop retries).
+        # No pre-ping: it would cost a round trip per transaction. A connection the server closed while it was
+        # idle in the pool is replaced at checkout (liveness.py); one dropped during a transaction fails that
+        # transaction (StoreUnavailable), SQLAlchemy discards the pool's connections, and the next call
+        # reconnects.
         self.engine = self.driver.create_engine(normalized)
         self.dialect = self.driver.name
         self.concurrent_writes = self.driver.concurrent_writes
@@ -58,18 +69,32 @@ class SqlStore:
 
     @contextmanager
     def _tx(self, write: bool = True, *, one_statement: bool = False) -> Iterator[Connection]:
-        """One transaction; a driver error leaves as StoreError with the driver's exception as its cause.
-        one_statement: the transaction is a single statement, which PostgreSQL runs as its own transaction
-        (autocommit), saving the BEGIN and COMMIT round trips."""
+        """One transaction; a driver error leaves as StoreError with the driver's exception as its cause, and
+        as StoreUnavailable when the database can't be reached or the connection dropped (the next call
+        connects afresh: liveness.py). one_statement: the transaction is a single statement, which PostgreSQL
+        runs as its own transaction (autocommit), saving the BEGIN and COMMIT round trips."""
         options: dict[str, Any] = {
             "errands_write": write,
             **self.driver.transaction_options(one_statement=one_statement),
         }
+        conn = self._connect()
+        # whether a lost connection leaves the transaction's outcome unknown: its COMMIT (or, in autocommit,
+        # its one write statement) may have been applied before the connection went
+        ambiguous = write and one_statement
         try:
-            with self.engine.connect().execution_options(**options) as conn, conn.begin():
-                yield conn
+            with conn:
+                conn.execution_options(**options)
+                with conn.begin():
+                    yield conn
+                    ambiguous = write
         except self._errors as exc:
-            raise StoreError(describe(exc)) from exc
+            raise _failure(exc, ambiguous) from exc
+
+    def _connect(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except self._errors as exc:  # refused, starting up or shutting down, a timeout, the pool exhausted
+            raise StoreUnavailable(f"the database at {self.safe_url} can't be reached ({describe(exc)})") from exc
 
     def _now(self, conn: Connection, now: datetime | None) -> datetime:
         """The time a write uses: the caller's (tests) or the database's clock (SQLite: this machine's)."""
@@ -96,6 +121,7 @@ class SqlStore:
         job_id = insert_row(conn, job_values(new, now, reserve))
         if wakes_workers(new, reserve):
             self.driver.notify(conn, JOBS_CHANNEL, new.queue)
+        self.driver.notify(conn, CHANGES_CHANNEL, "")
         return job_id
 
     def jobs_insert_many(self, news: Sequence[NewJob], *, now: datetime | None = None) -> list[int]:
@@ -105,6 +131,7 @@ class SqlStore:
             moment = self._now(conn, now)
             ids = self.driver.insert_many(conn, [job_values(new, moment, None) for new in news])
             self.driver.notify(conn, JOBS_CHANNEL, "*")
+            self.driver.notify(conn, CHANGES_CHANNEL, "")
             return ids
 
     def job_get(self, job_id: int) -> Job:
@@ -177,6 +204,7 @@ class SqlStore:
                 return None
             job = job_from_row(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
             self.driver.begin_attempts(conn, [job], claim.worker, moment)
+            self.driver.notify(conn, CHANGES_CHANNEL, "")
         return job
 
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
@@ -211,9 +239,10 @@ class SqlStore:
             recorded = self.driver.complete(conn, plain, clock) if plain else set()
             done = {o.job_id: Finished(o.job_id, recorded=o.job_id in recorded) for o in plain}
             others = [o for o in outcomes if o.job_id not in done]
-            if others:
+            if others:  # (plain completions notify in the driver's statement)
                 moment = clock or self._now(conn, now)
                 done.update((o.job_id, self._finish_one(conn, o, moment)) for o in others)
+                self.driver.notify(conn, CHANGES_CHANNEL, "")
         return [done[outcome.job_id] for outcome in outcomes]
 
     def _finish_one(self, conn: Connection, outcome: Outcome, now: datetime) -> Finished:
@@ -279,6 +308,7 @@ class SqlStore:
             rescued |= self._rescue_to(conn, state, these, now)
         ended = [(job.id, job.attempts) for job in expired if job.id in rescued]
         if ended:
+            self.driver.notify(conn, CHANGES_CHANNEL, "")
             error = _error_values(ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran"))
             closed = tuple_(attempts.c.job_id, attempts.c.number).in_(ended)
             conn.execute(
@@ -305,7 +335,9 @@ class SqlStore:
             "max_attempts": jobs.c.max_attempts + 1,
         }
         after = again if state is JobState.PENDING else {"finished_at": now}
-        stmt = update(jobs).where(*fenced).values(status=state.value, **lost, **_lease_cleared(), **after)
+        stmt = (
+            update(jobs).where(*fenced).values(status=state.value, changed_at=now, **lost, **_lease_cleared(), **after)
+        )
         # a database that can't return the rows reads back those now in the state, at this moment, unleased
         moment = jobs.c.scheduled_at if state is JobState.PENDING else jobs.c.finished_at
         now_there = (jobs.c.id.in_(ids), jobs.c.status == state.value, jobs.c.lease_token.is_(None), moment == now)
@@ -329,13 +361,17 @@ class SqlStore:
             moment = self._now(conn, now)
             pending = update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobState.PENDING.value)
             done = conn.execute(
-                pending.values(status=JobState.CANCELLED.value, finished_at=moment, **_lease_cleared())
+                pending.values(
+                    status=JobState.CANCELLED.value, finished_at=moment, changed_at=moment, **_lease_cleared()
+                )
             ).rowcount
             if not done:
                 running = update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobState.RUNNING.value)
-                done = conn.execute(running.values(cancel_requested=True)).rowcount
+                done = conn.execute(running.values(cancel_requested=True, changed_at=moment)).rowcount
                 if done:
                     self.driver.notify(conn, CANCEL_CHANNEL, str(job_id))
+            if done:
+                self.driver.notify(conn, CHANGES_CHANNEL, "")
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise JobNotFound(job_id)
@@ -358,12 +394,14 @@ class SqlStore:
                     scheduled_at=moment,
                     finished_at=None,
                     cancel_requested=False,
+                    changed_at=moment,
                     **_lease_cleared(),
                 )
             )
             done = conn.execute(stmt).rowcount
             if done:
                 self.driver.notify(conn, JOBS_CHANNEL, "*")
+                self.driver.notify(conn, CHANGES_CHANNEL, "")
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise JobNotFound(job_id)
@@ -452,6 +490,7 @@ class SqlStore:
             gone = [int(row.id) for row in conn.execute(select(jobs.c.id).where(jobs.c.id.in_(ids), *old))]
             if gone:
                 conn.execute(delete(attempts).where(attempts.c.job_id.in_(gone)))
+                conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(gone)))
                 conn.execute(delete(jobs).where(jobs.c.id.in_(gone)))
         return len(gone)
 
@@ -481,6 +520,15 @@ def describe(exc: BaseException) -> str:
     return f"database error: {exc.__class__.__name__}: {_first_line(exc)}"
 
 
+def _failure(exc: BaseException, ambiguous: bool) -> StoreError:
+    """The StoreError for a driver error in a transaction: StoreUnavailable when SQLAlchemy found the
+    connection lost (it invalidated it, and the pool's older ones with it)."""
+    if not getattr(exc, "connection_invalidated", False):
+        return StoreError(describe(exc))
+    unknown = ": the transaction may or may not have been applied" if ambiguous else ""
+    return StoreUnavailable(f"the connection to the database was lost{unknown} ({describe(exc)})")
+
+
 def _refused(exc: StoreError) -> bool:
     """Whether the database refused the values written (a data error), not the connection or the transaction."""
     cause = exc.__cause__
@@ -503,7 +551,7 @@ def _lease_cleared() -> dict[str, Any]:
 
 
 def _finish_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
-    values: dict[str, Any] = {"status": outcome.next_state.value, **_lease_cleared()}
+    values: dict[str, Any] = {"status": outcome.next_state.value, "changed_at": now, **_lease_cleared()}
     if outcome.next_state is JobState.COMPLETED:
         values.update(finished_at=now, result=dumps(outcome.result), **_error_values(None))
     elif outcome.next_state is JobState.PENDING:

@@ -7,15 +7,18 @@ machine's. Idle workers watch the WAL file, which every commit appends to.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, insert, update
+from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, func, insert, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from errands.clock import utc_now
 from errands.jobs import AttemptOutcome, JobState, Lease, NewJob, dumps
@@ -26,7 +29,7 @@ from errands.store.finish import still_leased
 from errands.store.insert import insert_row
 from errands.store.notify import JOBS_CHANNEL, deliver
 from errands.store.rows import job_values
-from errands.store.schema import attempts, jobs
+from errands.store.schema import attempts, jobs, rate_counters
 
 BUSY_TIMEOUT_S = 30
 
@@ -46,6 +49,10 @@ class SqliteDriver:
 
     def now(self, conn: Connection) -> datetime:
         return utc_now()
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        # julianday() parses the stored text; a day's fraction as a double keeps ~10 us at today's dates
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         return insert_row(conn, job_values(new, utc_now(), reserve))
@@ -81,7 +88,7 @@ class SqliteDriver:
         mine = still_leased(conn, outcomes)
         if mine:
             job_rows = [{"b_id": o.job_id, "b_token": o.token, "b_result": dumps(o.result)} for o in mine]
-            conn.execute(_COMPLETE.values(finished_at=moment), job_rows)
+            conn.execute(_COMPLETE.values(finished_at=moment, changed_at=moment), job_rows)
             attempt_rows = [{"b_job_id": o.job_id, "b_number": o.attempt} for o in mine]
             conn.execute(_ATTEMPT_COMPLETED.values(finished_at=moment), attempt_rows)
         return {o.job_id for o in mine}
@@ -92,10 +99,32 @@ class SqliteDriver:
     def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt  # the write transaction holds the whole database
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> SqliteWalWatcher | None:
-        if not url.database or url.database == ":memory:":
+    def listen(
+        self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = (JOBS_CHANNEL,)
+    ) -> SqliteWalWatcher | None:
+        # the WAL watch sees every commit: a wake-up for idle workers, too coarse to tell of a job's changes
+        if not url.database or url.database == ":memory:" or JOBS_CHANNEL not in channels:
             return None
         return SqliteWalWatcher(os.path.abspath(url.database), callback, on_error).start()
+
+    def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
+        stmt = (
+            sqlite_insert(rate_counters)
+            .values(key=key, window_start=window_start, hits=1)
+            .on_conflict_do_update(
+                index_elements=[rate_counters.c.key, rate_counters.c.window_start],
+                set_={"hits": rate_counters.c.hits + 1},
+            )
+            .returning(rate_counters.c.hits)
+        )
+        return int(conn.execute(stmt).scalar_one())
+
+    def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
+        # errands_json_contains: registered on every connection (_engine), jsonb's rules in Python
+        return func.errands_json_contains(column, candidate) == 1
+
+    def estimated_rows(self, conn: Connection, table: str) -> int | None:
+        return None
 
 
 DRIVER = SqliteDriver()
@@ -140,6 +169,7 @@ def _engine(url: URL) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         cursor.close()
+        dbapi_conn.create_function("errands_json_contains", 2, _json_contains_sql, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
@@ -187,3 +217,32 @@ class SqliteWalWatcher:
             if now != last:
                 last = now
                 deliver(self._callback, self._on_error, JOBS_CHANNEL, "")
+
+
+def _json_contains_sql(document: str | None, candidate: str | None) -> int | None:
+    """The args filter on SQLite: 1 when the JSON text `document` contains `candidate`, NULL for NULLs."""
+    if document is None or candidate is None:
+        return None
+    try:
+        return int(json_contains(json.loads(document), json.loads(candidate)))
+    except ValueError:  # not JSON (errands writes only JSON): matches nothing
+        return 0
+
+
+def json_contains(document: Any, candidate: Any) -> bool:
+    """PostgreSQL jsonb's containment (@>): an object contains an object whose every key it has with a
+    contained value; an array contains an array whose every element is contained in one of its own; other
+    values are equal (numbers by value, never a bool for a number)."""
+    if isinstance(candidate, dict):
+        return isinstance(document, dict) and all(
+            key in document and json_contains(document[key], value) for key, value in candidate.items()
+        )
+    if isinstance(candidate, list):
+        return isinstance(document, list) and all(
+            any(json_contains(element, wanted) for element in document) for wanted in candidate
+        )
+    if isinstance(candidate, bool) or isinstance(document, bool):
+        return type(candidate) is type(document) and candidate == document
+    if isinstance(candidate, int | float) and isinstance(document, int | float):
+        return candidate == document
+    return type(candidate) is type(document) and candidate == document

@@ -23,8 +23,10 @@ def new_token() -> str:
     return secrets.token_hex(16)
 
 
-def claim_for(owner: str, token: str, lease_s: float, queues: tuple[str, ...] = ()) -> Claim:
-    return Claim(owner=owner, token=token, lease_s=lease_s, worker=host_pid(), queues=queues)
+def claim_for(
+    owner: str, token: str, lease_s: float, queues: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+) -> Claim:
+    return Claim(owner=owner, token=token, lease_s=lease_s, worker=host_pid(), queues=queues, exclude=exclude)
 
 
 def lease_until(claim: Claim, now: datetime) -> Lease:
