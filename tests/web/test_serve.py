@@ -89,6 +89,11 @@ def test_serve_answers_a_login_and_stops_on_sigint(db_url: str, tmp_path: Path) 
             assert "server" not in me.headers
             assert http.post("/api/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
             assert http.get("/api/auth/me").status_code == 401
+        with httpx.Client(base_url=url, timeout=10) as proxied:  # as a TLS proxy on this host forwards it
+            https = {"X-Forwarded-Proto": "https"}
+            login = proxied.post("/api/auth/login", json={"username": "ada", "password": PASSWORD}, headers=https)
+            assert login.status_code == 200
+            assert "secure" in login.headers["set-cookie"].lower()
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
         assert process.stderr is not None
