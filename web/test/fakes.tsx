@@ -9,6 +9,8 @@ import { vi } from "vitest";
 import { AppRoutes, makeQueryClient } from "../src/App";
 import type { Job, Me, Role } from "../src/lib/types";
 
+export { FakeEventSource } from "./stubs";
+
 export interface Call {
   method: string;
   path: string;
@@ -17,7 +19,19 @@ export interface Call {
   headers: Headers;
 }
 
-type Answer = unknown; // a body, or { status, body, headers }
+/** An answer other than a 200 with a body: `reply(401, { error: "..." })`. */
+export class Reply {
+  constructor(
+    readonly status: number,
+    readonly body: unknown = null,
+    readonly headers: Record<string, string> = {},
+  ) {}
+}
+
+export const reply = (status: number, body: unknown = null, headers: Record<string, string> = {}) =>
+  new Reply(status, body, headers);
+
+type Answer = unknown; // a 200's body, or a Reply
 type Handler = (call: Call) => Answer;
 
 export class FakeApi {
@@ -25,7 +39,7 @@ export class FakeApi {
   private readonly handlers = new Map<string, Handler>();
 
   /** `on("GET /api/jobs", call => ({ body: {...} }))`; a plain value is the body of a 200. */
-  on(route: string, handler: Handler | object): this {
+  on(route: string, handler: Handler | object | Reply): this {
     this.handlers.set(route, typeof handler === "function" ? (handler as Handler) : () => handler);
     return this;
   }
@@ -49,10 +63,7 @@ export class FakeApi {
     const handler = this.handlers.get(`${method} ${url.pathname}`);
     if (!handler) return Promise.resolve(json(404, { error: `no fake for ${method} ${url.pathname}` }));
     const answer = handler(call);
-    if (answer && typeof answer === "object" && ("status" in answer || "body" in answer)) {
-      const { status = 200, body = null, headers } = answer as { status?: number; body?: unknown; headers?: Record<string, string> };
-      return Promise.resolve(json(status, body, headers));
-    }
+    if (answer instanceof Reply) return Promise.resolve(json(answer.status, answer.body, answer.headers));
     return Promise.resolve(json(200, answer));
   };
 }
@@ -67,50 +78,9 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 export function fakeApi(role: Role | null = "admin"): FakeApi {
   const api = new FakeApi();
   const me: Me | null = role ? { user: `a-${role}`, role, csrf_token: "csrf-123" } : null;
-  api.on("GET /api/auth/me", () => (me ? me : { status: 401, body: { error: "not signed in" } }));
+  api.on("GET /api/auth/me", () => (me ? me : reply(401, { error: "not signed in" })));
   vi.stubGlobal("fetch", api.fetch);
   return api;
-}
-
-export class FakeEventSource {
-  static readonly instances: FakeEventSource[] = [];
-  static readonly CONNECTING = 0;
-  static readonly OPEN = 1;
-  static readonly CLOSED = 2;
-  readonly url: string;
-  readyState = FakeEventSource.CONNECTING;
-  onopen: ((event: Event) => void) | null = null;
-  onerror: ((event: Event) => void) | null = null;
-  private readonly listeners = new Map<string, ((event: MessageEvent<string>) => void)[]>();
-
-  constructor(url: string) {
-    this.url = url;
-    FakeEventSource.instances.push(this);
-  }
-
-  addEventListener(type: string, listener: (event: MessageEvent<string>) => void): void {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
-  }
-
-  close(): void {
-    this.readyState = FakeEventSource.CLOSED;
-  }
-
-  open(): void {
-    this.readyState = FakeEventSource.OPEN;
-    this.onopen?.(new Event("open"));
-  }
-
-  emit(type: string, data: unknown): void {
-    const event = new MessageEvent(type, { data: JSON.stringify(data) });
-    this.listeners.get(type)?.forEach((listener) => listener(event));
-  }
-
-  static latest(): FakeEventSource {
-    const source = FakeEventSource.instances.at(-1);
-    if (!source) throw new Error("no EventSource was opened");
-    return source;
-  }
 }
 
 function LocationProbe() {

@@ -1,15 +1,11 @@
-// jsdom has no layout and no EventSource: give the virtualized table a viewport and the stream a fake.
 import "@testing-library/jest-dom/vitest";
 import { cleanup } from "@testing-library/react";
-import { afterEach } from "vitest";
+import { afterEach, vi } from "vitest";
 
-import { FakeEventSource } from "./fakes";
-
-Object.defineProperty(HTMLElement.prototype, "offsetHeight", { configurable: true, get: () => 800 });
-Object.defineProperty(HTMLElement.prototype, "offsetWidth", { configurable: true, get: () => 1200 });
-globalThis.EventSource = FakeEventSource as unknown as typeof EventSource;
+import { FakeEventSource } from "./stubs";
 
 afterEach(() => {
   cleanup();
+  vi.unstubAllGlobals();
   FakeEventSource.instances.length = 0;
 });

@@ -96,13 +96,25 @@ function RowButtons({ job, onAction, busyIds }: { job: Job } & Pick<Props, "onAc
   return (
     <span className="row-actions">
       {canCancel(job) && (
-        <button type="button" className="small" disabled={busy} onClick={() => onAction(job.id, "cancel")}>
-          Cancel<span className="sr-only"> job {job.id}</span>
+        <button
+          type="button"
+          className="small"
+          aria-label={`Cancel job ${job.id}`}
+          disabled={busy}
+          onClick={() => onAction(job.id, "cancel")}
+        >
+          Cancel
         </button>
       )}
       {canRetry(job) && (
-        <button type="button" className="small" disabled={busy} onClick={() => onAction(job.id, "retry")}>
-          Retry<span className="sr-only"> job {job.id}</span>
+        <button
+          type="button"
+          className="small"
+          aria-label={`Retry job ${job.id}`}
+          disabled={busy}
+          onClick={() => onAction(job.id, "retry")}
+        >
+          Retry
         </button>
       )}
     </span>

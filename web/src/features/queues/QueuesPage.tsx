@@ -54,11 +54,11 @@ export function QueuesPage() {
                     <button
                       type="button"
                       className="small"
+                      aria-label={`${queue.paused ? "Resume" : "Pause"} queue ${queue.name}`}
                       disabled={pause.isPending}
                       onClick={() => pause.mutate({ name: queue.name, pause: !queue.paused })}
                     >
                       {queue.paused ? "Resume" : "Pause"}
-                      <span className="sr-only"> queue {queue.name}</span>
                     </button>
                   </td>
                 )}
