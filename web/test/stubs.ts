@@ -13,10 +13,8 @@ window.matchMedia = (query: string) =>
     onchange: null,
     addEventListener: () => undefined,
     removeEventListener: () => undefined,
-    addListener: () => undefined,
-    removeListener: () => undefined,
     dispatchEvent: () => false,
-  }) as MediaQueryList;
+  }) as unknown as MediaQueryList;
 
 export class FakeEventSource {
   static readonly instances: FakeEventSource[] = [];
