@@ -43,7 +43,7 @@ export function useMay(action: Action): boolean {
 }
 
 interface LoginAnswer {
-  csrf_token: string;
+  csrf_token: string | null;
   user?: string;
   role?: Role;
 }

@@ -8,7 +8,7 @@ export type Role = "viewer" | "operator" | "admin";
 export interface Me {
   user: string;
   role: Role;
-  csrf_token: string;
+  csrf_token: string | null; // null when signed in by an API token (it needs none)
 }
 
 export interface Job {
@@ -84,8 +84,10 @@ export interface FailureGroup {
   sample_message: string | null;
 }
 
+// a count that may be capped or estimated: `exact` false says "at least" or "about"
 export interface CountValue {
-  value: number;
+  value?: number; // reports.Count's name
+  count?: number; // the name GET /api/stats uses (h/webobs)
   exact: boolean;
 }
 
@@ -122,9 +124,10 @@ export interface LogLine {
   line: string;
 }
 
+// each file's last lines, oldest first: plain strings (GET /api/logs), or LogLine rows
 export interface Logs {
-  job: LogLine[];
-  error: LogLine[];
+  job?: (string | LogLine)[];
+  error?: (string | LogLine)[];
 }
 
 export interface AuditEntry {

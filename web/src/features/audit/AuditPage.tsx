@@ -2,24 +2,28 @@
 import { useInfiniteQuery } from "@tanstack/react-query";
 
 import { ErrorNote, Loading, Time } from "../../components/ui";
-import { api, listOf } from "../../lib/api";
+import { api } from "../../lib/api";
 import type { AuditEntry } from "../../lib/types";
 
 const PAGE = 100;
 
+interface AuditAnswer {
+  entries: AuditEntry[];
+  next: number | null; // the `before` of older entries
+}
+
 export function useAudit() {
   return useInfiniteQuery({
     queryKey: ["audit"],
-    queryFn: async ({ pageParam, signal }) =>
-      listOf<AuditEntry>(await api<unknown>("/api/audit", { query: { limit: PAGE, before: pageParam }, signal }), "entries"),
+    queryFn: ({ pageParam, signal }) => api<AuditAnswer>("/api/audit", { query: { limit: PAGE, before: pageParam }, signal }),
     initialPageParam: null as number | null,
-    getNextPageParam: (last) => (last.length < PAGE ? undefined : (last.at(-1)?.id ?? undefined)),
+    getNextPageParam: (last) => last.next ?? undefined,
   });
 }
 
 export function AuditPage() {
   const audit = useAudit();
-  const entries = audit.data?.pages.flat() ?? [];
+  const entries = audit.data?.pages.flatMap((page) => page.entries) ?? [];
   return (
     <section className="page" aria-labelledby="audit-title">
       <h1 id="audit-title">Audit</h1>

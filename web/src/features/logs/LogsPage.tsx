@@ -18,7 +18,7 @@ export function linesFrom(raw: string | null): number {
 export function useLogs(lines: number) {
   return useQuery({
     queryKey: ["logs", lines],
-    queryFn: ({ signal }) => api<Partial<Logs>>("/api/logs", { query: { lines }, signal }),
+    queryFn: ({ signal }) => api<Logs>("/api/logs", { query: { lines }, signal }),
     refetchInterval: REFRESH_MS,
     placeholderData: keepPreviousData,
   });
@@ -67,7 +67,7 @@ export function LogsPage() {
   );
 }
 
-function LogBlock({ title, lines }: { title: string; lines: LogLine[] }) {
+function LogBlock({ title, lines }: { title: string; lines: (string | LogLine)[] }) {
   const id = title.toLowerCase().replace(/\s+/g, "-");
   return (
     <section aria-labelledby={id}>
@@ -76,7 +76,7 @@ function LogBlock({ title, lines }: { title: string; lines: LogLine[] }) {
         <p className="muted">Nothing written yet.</p>
       ) : (
         <pre className="log" tabIndex={0} aria-label={title}>
-          {lines.map((line) => line.line).join("\n")}
+          {lines.map((line) => (typeof line === "string" ? line : line.line)).join("\n")}
         </pre>
       )}
     </section>

@@ -7,7 +7,7 @@ import { LineChart, type Series } from "../../components/LineChart";
 import { ErrorNote, Loading, Time } from "../../components/ui";
 import { api } from "../../lib/api";
 import { millis, seconds } from "../../lib/format";
-import { JOB_STATUSES, type Stats } from "../../lib/types";
+import { type CountValue, JOB_STATUSES, type Stats } from "../../lib/types";
 
 export function useStats() {
   return useQuery({
@@ -17,9 +17,9 @@ export function useStats() {
   });
 }
 
-function countText(count: { value: number; exact: boolean } | undefined): string {
+function countText(count: CountValue | undefined): string {
   if (!count) return "0";
-  return `${count.exact ? "" : "~"}${count.value.toLocaleString()}`;
+  return `${count.exact ? "" : "~"}${(count.value ?? count.count ?? 0).toLocaleString()}`;
 }
 
 export function OverviewPage() {
