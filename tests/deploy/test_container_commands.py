@@ -192,8 +192,6 @@ def _get(url: str) -> int | None:
 
 
 def test_serve_answers_its_probes_and_stops_on_sigterm(migrated: Container) -> None:
-    if migrated.run(tool("errands"), "serve", "--help").returncode != 0:
-        pytest.skip("this tree has no `errands serve` yet (branch h/webcore)")
     port = free_port()
     server = migrated.start(tool("errands"), *args("errands-web", host="127.0.0.1", port=str(port)))
     try:
@@ -204,7 +202,10 @@ def test_serve_answers_its_probes_and_stops_on_sigterm(migrated: Container) -> N
         assert _get(base + ready) == 200
         assert healthcheck(migrated, server.pid).returncode == 0, "the image's HEALTHCHECK finds /healthz"
         code, took, output = stop(server, timeout=20)
-        assert code == 0, output
+        # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught, so the process ends "killed by
+        # SIGTERM" (143 in a container's status) rather than 0: the log says whether it was clean
+        assert code in (0, -signal.SIGTERM), output
+        assert "Application shutdown complete." in output and "Finished server process" in output, output
         assert took < 10, "nothing was in flight: web's terminationGracePeriodSeconds (30) is ample"
         assert _get(base + live) is None
     finally:
