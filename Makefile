@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 XDIST ?= 4
 
-.PHONY: venv lint test test-fast run clean bench bench-api bench-peers
+.PHONY: venv lint test test-fast run clean bench bench-api bench-peers web web-lint web-test docker-smoke
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,23 @@ test-fast: venv
 run: venv
 	$(PY) examples/demo.py
 
+# The dashboard (web/: React + TypeScript + Vite; Node 20.19+). `npm ci` only when node_modules is missing or
+# older than the lock file; the build goes to src/errands/web/static/ (gitignored), which errands serve serves.
+WEB_INSTALLED := web/node_modules/.package-lock.json
+
+$(WEB_INSTALLED): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web: $(WEB_INSTALLED)
+	cd web && npm run build
+
+web-lint: $(WEB_INSTALLED)
+	cd web && npx tsc --noEmit && npx eslint --max-warnings 0 .
+
+web-test: $(WEB_INSTALLED)
+	cd web && npx vitest run
+
 # errands' own benchmark (benchmarks/README.md): every backend, medians of 3 runs; results in benchmarks/results/
 BENCH_ARGS ?=
 bench: venv
@@ -54,5 +71,10 @@ bench-peers: venv
 		bash "$(PEER_BENCH_DIR)/run_all.sh" || exit $$?; \
 	$(PY) benchmarks/peers.py --latest "$(PEERBENCH_HOME)/results" --since $$start
 
+# the image built and run for real (migrate, serve, a worker, a job) against the compose PostgreSQL, where a Docker
+# engine answers; elsewhere it says why it skipped. tests/deploy checks the deployment files offline in `make test`.
+docker-smoke:
+	sh deploy/docker/smoke.sh
+
 clean:
-	rm -rf $(VENV) errands.db errands.db-* logs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) errands.db errands.db-* logs .pytest_cache .mypy_cache .ruff_cache web/node_modules src/errands/web/static
