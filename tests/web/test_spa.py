@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from starlette.routing import Route
 
-from errands.web.spa import CLIENT_ROUTES, STATIC_DIR, mount_dashboard
+from errands.web.spa import CLIENT_ROUTES, DASHBOARD_ROUTES, STATIC_DIR, mount_dashboard
 
 with warnings.catch_warnings():
     # starlette's TestClient on httpx warns at import (it wants httpx2): the ASGI client works as it is
@@ -71,6 +72,15 @@ def test_the_api_and_probes_are_never_the_dashboard(built: Path) -> None:
         response = client.get(path)
         assert response.status_code == 404, path
         assert "text/html" not in response.headers.get("content-type", ""), path
+
+
+def test_dashboard_routes_name_every_page_route(built: Path) -> None:
+    """DASHBOARD_ROUTES is what an open-routes list (errands.web.deps.OPEN_ROUTES) needs to know of the pages."""
+    app = app_with_api(built)
+    pages = {
+        ("GET", route.path) for route in app.routes if isinstance(route, Route) and route.endpoint.__name__ == "page"
+    }
+    assert pages == DASHBOARD_ROUTES
 
 
 def test_no_route_is_in_the_api_schema(built: Path) -> None:
