@@ -24,5 +24,7 @@ export default defineConfig({
     setupFiles: ["./test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
     css: false,
+    // a loaded 2-core machine (CI beside the Python suite) runs these slowly: time is not what they test
+    testTimeout: 30_000,
   },
 });

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from starlette.routing import Route
 
-from errands.web.spa import CLIENT_ROUTES, STATIC_DIR, mount_dashboard
+from errands.web.spa import CLIENT_ROUTES, CONTENT_SECURITY_POLICY, DASHBOARD_ROUTES, STATIC_DIR, mount_dashboard
 
 with warnings.catch_warnings():
     # starlette's TestClient on httpx warns at import (it wants httpx2): the ASGI client works as it is
@@ -73,6 +74,15 @@ def test_the_api_and_probes_are_never_the_dashboard(built: Path) -> None:
         assert "text/html" not in response.headers.get("content-type", ""), path
 
 
+def test_dashboard_routes_name_every_page_route(built: Path) -> None:
+    """DASHBOARD_ROUTES is what an open-routes list (errands.web.deps.OPEN_ROUTES) needs to know of the pages."""
+    app = app_with_api(built)
+    pages = {
+        ("GET", route.path) for route in app.routes if isinstance(route, Route) and route.endpoint.__name__ == "page"
+    }
+    assert pages == DASHBOARD_ROUTES
+
+
 def test_no_route_is_in_the_api_schema(built: Path) -> None:
     schema = TestClient(app_with_api(built)).get("/openapi.json").json()
     assert set(schema["paths"]) == {"/api/jobs", "/healthz"}
@@ -129,3 +139,27 @@ def test_the_real_build_has_no_inline_script_or_style() -> None:
     client = TestClient(app_with_api(STATIC_DIR))
     for asset in re.findall(r'(?:src|href)="(/assets/[^"]+)"', html):
         assert client.get(asset).status_code == 200, asset
+
+
+@pytest.mark.backends("sqlite")
+def test_in_the_real_app_each_page_carries_one_policy_the_dashboards(db_url: str, tmp_path: Path) -> None:
+    """Once create_app mounts the dashboard: its pages carry the dashboard's policy alone (a second, stricter
+    policy from the API's headers would be enforced too, and `default-src 'none'` would block the app), while the
+    API keeps its own."""
+    web_app = pytest.importorskip("errands.web.app", reason="errands.web.app (h/webcore) is not merged here")
+    from errands.settings import Settings
+
+    settings = Settings(
+        database_url=db_url,
+        log_file=tmp_path / "job.log",
+        error_log_file=tmp_path / "error.log",
+        secret_key="k" * 32,
+    )
+    with TestClient(web_app.create_app(settings)) as client:
+        page = client.get("/jobs", headers={"Accept": "text/html"})
+        assert page.status_code in (200, 503)  # 503: not built here
+        assert page.headers.get_list("content-security-policy") == [CONTENT_SECURITY_POLICY]
+        assert page.headers.get_list("x-frame-options") == ["DENY"]
+        api = client.get("/api/jobs")
+        assert api.status_code == 401
+        assert api.headers.get_list("content-security-policy") != [CONTENT_SECURITY_POLICY]

@@ -1,20 +1,22 @@
 // The routes: /login outside the signed-in frame; everything else inside it.
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { type ReactNode, useState } from "react";
+import { type ReactNode, lazy, useState } from "react";
 import { BrowserRouter, Route, Routes } from "react-router";
 
 import { Layout } from "./components/Layout";
-import { ApiError } from "./lib/api";
-import { useMay } from "./lib/auth";
-import { AuditPage } from "./features/audit/AuditPage";
 import { LoginPage } from "./features/auth/LoginPage";
-import { FailuresPage } from "./features/failures/FailuresPage";
 import { JobDetailPage } from "./features/jobs/JobDetailPage";
 import { JobsPage } from "./features/jobs/JobsPage";
-import { LogsPage } from "./features/logs/LogsPage";
-import { OverviewPage } from "./features/overview/OverviewPage";
-import { QueuesPage } from "./features/queues/QueuesPage";
-import { WorkersPage } from "./features/workers/WorkersPage";
+import { ApiError } from "./lib/api";
+import { useMay } from "./lib/auth";
+
+// /login and the jobs pages come with the first load; the others (the charts' library among them) on first visit
+const OverviewPage = lazy(() => import("./features/overview/OverviewPage").then((m) => ({ default: m.OverviewPage })));
+const FailuresPage = lazy(() => import("./features/failures/FailuresPage").then((m) => ({ default: m.FailuresPage })));
+const QueuesPage = lazy(() => import("./features/queues/QueuesPage").then((m) => ({ default: m.QueuesPage })));
+const WorkersPage = lazy(() => import("./features/workers/WorkersPage").then((m) => ({ default: m.WorkersPage })));
+const LogsPage = lazy(() => import("./features/logs/LogsPage").then((m) => ({ default: m.LogsPage })));
+const AuditPage = lazy(() => import("./features/audit/AuditPage").then((m) => ({ default: m.AuditPage })));
 
 export function makeQueryClient(): QueryClient {
   return new QueryClient({

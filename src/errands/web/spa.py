@@ -37,6 +37,9 @@ CLIENT_ROUTES = (
     "/audit",
 )
 
+# (method, path) of the pages, in the form of errands.web.deps.OPEN_ROUTES: they need no authentication
+DASHBOARD_ROUTES = frozenset(("GET", path) for path in CLIENT_ROUTES)
+
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",

@@ -1,7 +1,7 @@
 // The signed-in frame: navigation that follows the role, who is signed in, logout. A signed-out visitor goes to
 // /login?next=<where they were going>.
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect } from "react";
+import { Suspense, useEffect } from "react";
 import { NavLink, Navigate, Outlet, useLocation, useNavigate } from "react-router";
 
 import { setUnauthorizedHandler } from "../lib/api";
@@ -63,7 +63,9 @@ export function Layout() {
         <UserBox user={me.data.user} role={me.data.role} />
       </header>
       <main id="main" tabIndex={-1}>
-        <Outlet />
+        <Suspense fallback={<Loading what="the page" />}>
+          <Outlet />
+        </Suspense>
       </main>
     </div>
   );

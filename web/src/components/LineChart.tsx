@@ -41,9 +41,19 @@ export function LineChart({ title, times, series, yLabel, height = 200 }: Props)
       {
         width: Math.max(element.clientWidth, 300),
         height,
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: cssVar(s.colorVar), width: 2, points: { show: false } }))],
+        series: [
+          {},
+          ...series.map((s) => ({
+            label: s.label,
+            stroke: cssVar(s.colorVar),
+            width: 2,
+            // a sparse series (a rate: no value in a minute where nothing finished) shows its points
+            points: { show: s.values.some((v) => v === null), size: 5, fill: cssVar(s.colorVar) },
+          })),
+        ],
         axes: [axis, { ...axis, label: yLabel }],
-        scales: { x: { time: true } },
+        // from 0, and a range even when every value is null (uPlot has none to draw axes from then)
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max || 0, 1) * 1.1] } },
         legend: { show: true },
       },
       [times, ...series.map((s) => s.values)],

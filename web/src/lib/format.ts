@@ -60,6 +60,11 @@ export function params(job: Pick<Job, "args" | "kwargs">): string {
   return parts.join(" ");
 }
 
+/** `pkg.mod.Class::method`, or a function target alone (`pkg.mod:func`: its method is empty). */
+export function targetLabel(job: Pick<Job, "target" | "method">): string {
+  return job.method && job.method !== "-" ? `${job.target}::${job.method}` : job.target;
+}
+
 export function plural(n: number, word: string): string {
   return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
 }

@@ -8,6 +8,7 @@ import { ErrorNote, Loading, Time } from "../../components/ui";
 import { api, listOf } from "../../lib/api";
 import { useMay } from "../../lib/auth";
 import type { FailureGroup } from "../../lib/types";
+import { targetLabel } from "../../lib/format";
 import { useJob } from "../jobs/api";
 import { FilterBulkButton } from "../jobs/BulkActions";
 import { EMPTY_FILTER, type JobFilter } from "../jobs/filters";
@@ -39,7 +40,7 @@ export function FailuresPage() {
         {failures.data?.map((group) => (
           <li key={`${group.error_type}|${group.target}|${group.method}`} className="group card">
             <h2>
-              {group.error_type} <span className="muted">in</span> {group.target}::{group.method}
+              {group.error_type} <span className="muted">in</span> {targetLabel(group)}
             </h2>
             <p>
               <strong>{group.count.toLocaleString()}</strong> failed, first <Time iso={group.first_at} />, last{" "}

@@ -41,7 +41,7 @@ describe("bulk actions", () => {
       dry_run: false,
     });
     await screen.findByText(/Retry run 4: 500 of 1,200…/);
-    await screen.findByText(/Retry run 4: 1,190 of 1,200, 10 skipped .*\(done\)/, {}, { timeout: 3000 });
+    await screen.findByText(/Retry run 4: 1,190 of 1,200, 10 skipped .*\(done\)/, {}, { timeout: 10_000 });
     const settled = polls;
     await new Promise((resolve) => setTimeout(resolve, 1200));
     expect(polls).toBe(settled); // a finished run is not polled again
@@ -100,7 +100,7 @@ describe("bulk actions", () => {
     await user.click(await screen.findByRole("checkbox", { name: "Select job 5" }));
     await user.click(screen.getByRole("button", { name: "Retry selected (1)" }));
     await user.click(within(screen.getByRole("dialog")).getByRole("button", { name: "Retry 1 job" }));
-    await screen.findByText(/Retry selected: 1 of 1 \(done\)/, {}, { timeout: 3000 });
+    await screen.findByText(/Retry selected: 1 of 1 \(done\)/, {}, { timeout: 10_000 });
     expect(tries).toBe(2);
     expect(screen.queryByRole("alert")).toBeNull();
   });

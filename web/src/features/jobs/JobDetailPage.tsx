@@ -7,7 +7,7 @@ import { ErrorNote, LiveIndicator, Loading, StatusBadge, Time } from "../../comp
 import { ApiError } from "../../lib/api";
 import { useMay } from "../../lib/auth";
 import { useJobEvents } from "../../lib/events";
-import { duration, json } from "../../lib/format";
+import { duration, json, targetLabel } from "../../lib/format";
 import type { Attempt, JobDetail } from "../../lib/types";
 import { canCancel, canRetry, jobKey, upsertJobs, useJob, useJobAction } from "./api";
 
@@ -51,7 +51,7 @@ function JobDetailView({ id }: { id: number }) {
         <Link to="/jobs">← Jobs</Link>
       </p>
       <h1 id="job-title">
-        Job {data.id}: {data.target}::{data.method}
+        Job {data.id}: {targetLabel(data)}
       </h1>
       <div className="toolbar">
         <StatusBadge status={data.status} note={data.cancel_requested ? "cancel requested" : undefined} />

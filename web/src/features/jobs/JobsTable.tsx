@@ -12,7 +12,7 @@ import { useMemo, useRef } from "react";
 import { Link } from "react-router";
 
 import { StatusBadge, Time } from "../../components/ui";
-import { duration, params } from "../../lib/format";
+import { duration, params, targetLabel } from "../../lib/format";
 import type { Job } from "../../lib/types";
 import { type RowAction, canCancel, canRetry } from "./api";
 
@@ -34,7 +34,7 @@ function columnsFor(props: Pick<Props, "canOperate" | "onAction" | "busyIds">): 
       header: "ID",
       cell: ({ row }) => <Link to={`/jobs/${row.original.id}`}>{row.original.id}</Link>,
     },
-    { id: "target", header: "Target", cell: ({ row }) => `${row.original.target}::${row.original.method}` },
+    { id: "target", header: "Target", cell: ({ row }) => targetLabel(row.original) },
     { id: "params", header: "Params", cell: ({ row }) => params(row.original) },
     {
       id: "status",
@@ -83,7 +83,9 @@ function columnsFor(props: Pick<Props, "canOperate" | "onAction" | "busyIds">): 
     header: "Actions",
     cell: ({ row }) => <RowButtons job={row.original} {...props} />,
   };
-  return [select, ...columns, actions];
+  // the actions beside the status they depend on, in view without scrolling sideways
+  const status = columns.findIndex((column) => column.id === "status") + 1;
+  return [select, ...columns.slice(0, status), actions, ...columns.slice(status)];
 }
 
 function errorText(job: Job): string {
@@ -187,7 +189,7 @@ export function JobsTable(props: Props) {
 function titleOf(column: string, job: Job): string | undefined {
   if (column === "params") return params(job) || undefined;
   if (column === "error") return errorText(job) || undefined;
-  if (column === "target") return `${job.target}::${job.method}`;
+  if (column === "target") return targetLabel(job);
   return undefined;
 }
 
