@@ -19,6 +19,7 @@ from webapi import Api, Caller
 
 from errands.access import Action, Role, permits
 from errands.web.deps import OPEN_ROUTES
+from errands.web.spa import DASHBOARD_ROUTES
 
 pytestmark = pytest.mark.backends("sqlite")
 ROLES = (None, Role.VIEWER, Role.OPERATOR, Role.ADMIN)  # None: anonymous
@@ -41,7 +42,7 @@ def test_the_walk_finds_every_operation_of_the_schema(api: Api) -> None:
     documented = {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
     walked = {(method, path) for method, path, _ in endpoints(api.app.routes)}
     assert documented <= walked
-    assert walked - documented <= {("GET", "/api/openapi.json"), ("GET", "/api/docs")}
+    assert walked - documented <= {("GET", "/api/openapi.json"), ("GET", "/api/docs")} | DASHBOARD_ROUTES
 
 
 def rule(route: BaseRoute) -> Any:
@@ -77,6 +78,9 @@ def test_the_matrix(api: Api) -> None:
         url = concrete(path)
         if (method, path) in OPEN_ROUTES:
             answer = api.anonymous.request(method, url, json={} if method != "GET" else None)
+            if (method, path) in DASHBOARD_ROUTES and "dashboard not built" in answer.text:
+                assert answer.status_code == 503  # `make web` not run here: the page says so, no sign-in asked
+                continue
             assert answer.status_code not in (401, 403) and answer.status_code < 500, (method, path, answer.text)
             continue
         requirement = rule(route)

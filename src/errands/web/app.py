@@ -19,6 +19,7 @@ from errands.web.deps import AppState
 from errands.web.middleware import BodyLimit, SecurityHeaders
 from errands.web.responses import JSONResponse
 from errands.web.routes import admin, auth, events, health, jobs, observe
+from errands.web.spa import mount_dashboard
 
 API_TITLE = "errands"
 API_VERSION = "1"
@@ -59,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.router,
     ):
         app.include_router(router)
+    mount_dashboard(app)  # after the API's routes: the dashboard's pages never shadow /api
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so a 413 gets the headers too
     return app

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 
 from errands.access import Action, Identity
 from errands.accounts import Accounts
+from errands.web.spa import DASHBOARD_ROUTES
 from errands.client import Client
 from errands.settings import Settings
 from errands.web.errors import ApiError
@@ -39,6 +40,7 @@ OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/readyz"),
         ("GET", "/metrics"),
     }
+    | DASHBOARD_ROUTES  # the dashboard's pages are its HTML shell: every datum they show comes through /api
 )
 
 

@@ -31,7 +31,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 names = {name.lower() for name, _ in message.get("headers", [])}
                 extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
-                if not docs:
+                if not docs and API_CSP[0] not in names:  # the dashboard's pages bring their own policy
                     extra.append(API_CSP)
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
