@@ -24,7 +24,6 @@ POSTGRESQL_ONLY = {
     "ix_errands_jobs_args_gin",
     "ix_errands_jobs_kwargs_gin",
     "ix_errands_jobs_finished_brin",
-    "ix_errands_jobs_created_brin",
 }
 EXPRESSION_INDEXES = {"ix_errands_jobs_args_gin", "ix_errands_jobs_kwargs_gin"}
 

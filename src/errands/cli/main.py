@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -37,6 +39,8 @@ jobs_app = typer.Typer(help="Look at and act on jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(accounts_cli.users_app, name="users")
 app.add_typer(accounts_cli.tokens_app, name="tokens")
+queues_app = typer.Typer(help="The queues: list them, pause and resume them (workers skip a paused queue).")
+app.add_typer(queues_app, name="queues")
 
 
 @contextmanager
@@ -396,6 +400,52 @@ def prune_command(
     with connected() as client:
         removed = client.prune(older_than)
     print(f"pruned {removed} finished jobs")
+
+
+# queues -------------------------------------------------------------------------------------------------
+
+QueueName = Annotated[str, typer.Argument(help="the queue's name")]
+
+
+@queues_app.callback(invoke_without_command=True)
+@command
+def queues_list(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Every queue with jobs or a pause: pending, due, running, the oldest due job's age, paused or not."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with connected() as client:
+        found = client.queues()
+    if as_json:
+        render.print_json([render.queue_json(q) for q in found])
+    else:
+        render.queues_table(found)
+
+
+@queues_app.command("pause")
+@command
+def queues_pause(name: QueueName) -> None:
+    """Workers stop taking this queue's jobs (within about a second); running jobs go on."""
+    with connected() as client:
+        queue = client.pause(name, actor=cli_actor())
+    print(f"Queue {queue.name} paused ({queue.pending} pending)")
+
+
+@queues_app.command("resume")
+@command
+def queues_resume(name: QueueName) -> None:
+    """Workers take this queue's jobs again."""
+    with connected() as client:
+        queue = client.resume(name, actor=cli_actor())
+    print(f"Queue {queue.name} resumed ({queue.pending} pending)")
+
+
+def cli_actor() -> str:
+    """Who the CLI acts as, in errands_queues.changed_by: `cli:<os user>` (the audit trail's form)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"cli:{user}"[:255]
 
 
 def main() -> None:

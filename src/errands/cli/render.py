@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from errands.access import TokenInfo, User
 from errands.clock import iso
 from errands.jobs import Attempt, Job, JobState, WorkerInfo
+from errands.reports import QueueInfo
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -179,4 +180,26 @@ def tokens_table(tokens: list[TokenInfo]) -> None:
     for t in tokens:
         times = (iso(t.created_at), iso(t.expires_at) or "never", iso(t.last_used_at) or "", iso(t.revoked_at) or "")
         add_row(table, t.id, t.user, t.name, t.scope.value, *times)
+    out().print(table)
+
+
+def queue_json(q: QueueInfo) -> dict[str, Any]:
+    return {
+        "name": q.name,
+        "paused": q.paused,
+        "pending": q.pending,
+        "due": q.due,
+        "running": q.running,
+        "oldest_due_at": iso(q.oldest_due_at),
+        "oldest_due_age_s": q.oldest_due_age_s,
+    }
+
+
+def queues_table(queues: list[QueueInfo]) -> None:
+    table = table_of("queue", "paused", "pending", "due", "running", "oldest due", "age (s)")
+    for q in queues:
+        paused = "paused" if q.paused else ""
+        add_row(
+            table, q.name, paused, q.pending, q.due, q.running, iso(q.oldest_due_at) or "", f"{q.oldest_due_age_s:.1f}"
+        )
     out().print(table)

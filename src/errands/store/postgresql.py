@@ -132,7 +132,9 @@ class PostgresDriver:
     def json_contains(self, column: ColumnElement[Any], candidate: str) -> ColumnElement[bool]:
         # the expression of the GIN indexes (schema.py): errands_jsonb is NULL for text jsonb refuses
         document = func.errands_jsonb(column, type_=postgresql.JSONB)
-        wanted = cast(bindparam(None, candidate, type_=Text), postgresql.JSONB)  # JSON text: not encoded again
+        # JSON text (not encoded again), written into the statement: a prepared statement's generic plan can't
+        # see the value, and whether the GIN index or the newest rows serve it depends on how rare it is
+        wanted = cast(bindparam(None, candidate, type_=Text, literal_execute=True), postgresql.JSONB)
         return document.op("@>", return_type=Boolean)(wanted)
 
     def estimated_rows(self, conn: Connection, table: str) -> int | None:

@@ -16,16 +16,17 @@ from errands.jobs import JobState
 from errands.reports import QueueInfo
 from errands.store.notify import JOBS_CHANNEL
 from errands.store.reports import SqlParts
-from errands.store.schema import jobs, queues
+from errands.store.schema import FINISHED_ROWS, jobs, queues
 
-# The distinct queue names, one probe of the (queue, id) index each: the next name after the last one found.
-# (SELECT DISTINCT would read every index entry.) Recursive CTEs: PostgreSQL, SQLite, MariaDB 10.2+.
+# The distinct queue names of finished jobs, one probe of the (queue, id) index of finished rows each: the next
+# name after the last one found (SELECT DISTINCT would read every entry). The unfinished jobs' queues come with
+# their counts. Recursive CTEs: PostgreSQL, SQLite, MariaDB 10.2+.
 _QUEUE_NAMES = text(
-    """
+    f"""
     WITH RECURSIVE names(name) AS (
-        SELECT MIN(queue) FROM errands_jobs
+        SELECT MIN(queue) FROM errands_jobs WHERE {FINISHED_ROWS}
         UNION ALL
-        SELECT (SELECT MIN(j.queue) FROM errands_jobs j WHERE j.queue > names.name)
+        SELECT (SELECT MIN(j.queue) FROM errands_jobs j WHERE j.queue > names.name AND j.{FINISHED_ROWS})
         FROM names WHERE names.name IS NOT NULL
     )
     SELECT name FROM names WHERE name IS NOT NULL
@@ -78,7 +79,8 @@ class QueuesMixin(SqlParts):
         live: dict[str, dict[str, tuple[int, int, datetime | None]]] = {}
         for row in conn.execute(counts.group_by(jobs.c.queue, jobs.c.status)):
             live.setdefault(row.queue, {})[row.status] = (int(row.n), int(row.due), row.oldest_due)
-        return [_info(name, paused.get(name, False), live.get(name, {}), now) for name in sorted(names | set(paused))]
+        everything = names | set(paused) | set(live)
+        return [_info(name, paused.get(name, False), live.get(name, {}), now) for name in sorted(everything)]
 
 
 def _info(name: str, paused: bool, live: dict[str, tuple[int, int, datetime | None]], now: datetime) -> QueueInfo:

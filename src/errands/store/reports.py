@@ -10,17 +10,32 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, case, func, literal, select
+from sqlalchemy import (
+    BindParameter,
+    Boolean,
+    Connection,
+    Select,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from errands.jobs import JobState, dumps
 from errands.reports import NO_ARGS_FILTER, Count, FailureGroup, JobPage, JobSearch, MinuteCounts, Stats
 from errands.store.rows import job_from_row
-from errands.store.schema import jobs
+from errands.store.schema import FINISHED_ROWS, jobs
 
 if TYPE_CHECKING:
     from errands.store.driver import Driver
 
+FINISHED = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
+# schema.FINISHED_ROWS as the statement states it: a literal, so SQLite and a generic plan match it to the indexes
+_FINISHED_ROWS: ColumnElement[bool] = literal_column(FINISHED_ROWS, Boolean)
 UNFINISHED = (JobState.PENDING.value, JobState.RUNNING.value, JobState.FAILED.value, JobState.CANCELLED.value)
 ENDED = (JobState.COMPLETED.value, JobState.FAILED.value)  # what the per-minute figures count
 MINUTES = 60
@@ -40,32 +55,60 @@ class SqlParts:
 
 class ReportsMixin(SqlParts):
     def jobs_search(self, search: JobSearch) -> JobPage:
-        stmt = select(jobs).where(*self._matching(search)).order_by(jobs.c.id.desc()).limit(search.limit + 1)
         with self._tx(write=False) as conn:
-            found = [job_from_row(row) for row in conn.execute(stmt)]
+            found = [job_from_row(row) for row in conn.execute(self._search(search, jobs.c, search.limit + 1))]
         page = found[: search.limit]
         return JobPage(page, page[-1].id if len(found) > search.limit else None)
 
     def job_ids_search(self, search: JobSearch) -> list[int]:
-        stmt = select(jobs.c.id).where(*self._matching(search)).order_by(jobs.c.id.desc()).limit(search.limit)
         with self._tx(write=False) as conn:
-            return [int(row.id) for row in conn.execute(stmt)]
+            return [int(row.id) for row in conn.execute(self._search(search, [jobs.c.id], search.limit))]
 
     def jobs_count(self, search: JobSearch, cap: int) -> Count:
-        # the rows are counted up to cap + 1: one more than the cap says "more than that" without counting on
-        found = select(literal(1)).select_from(jobs).where(*self._matching(search)).limit(cap + 1).subquery()
+        # each part's rows are counted up to cap + 1: more than the cap says "more than that" without counting on
+        value = 0
         with self._tx(write=False) as conn:
-            value = int(conn.execute(select(func.count()).select_from(found)).scalar_one())
+            for where in self._parts(search):
+                found = select(literal(1)).select_from(jobs).where(*where).limit(cap + 1).subquery()
+                value += int(conn.execute(select(func.count()).select_from(found)).scalar_one())
         return Count(cap, exact=False) if value > cap else Count(value, exact=True)
 
-    def _matching(self, search: JobSearch) -> list[ColumnElement[bool]]:
+    def _search(self, search: JobSearch, columns: Any, limit: int) -> Select[Any]:
+        """The newest `limit` matches: each part newest first through its own indexes, then merged."""
+        pages = [
+            select(*columns).where(*where).order_by(jobs.c.id.desc()).limit(limit) for where in self._parts(search)
+        ]
+        if len(pages) == 1:
+            return pages[0]
+        merged = union_all(*(select(page.subquery()) for page in pages)).subquery()
+        return select(merged).order_by(merged.c.id.desc()).limit(limit)
+
+    def _parts(self, search: JobSearch) -> list[list[ColumnElement[bool]]]:
+        """The search's conditions, once for finished rows and once for unfinished ones (the states it asks for).
+
+        The target, queue and args indexes hold finished rows only (schema.py: one entry per job, not three),
+        and a database uses a partial index only for a query that states its predicate; the unfinished rows
+        are few and the status index finds them."""
+        wanted = {state.value for state in search.statuses} or {state.value for state in JobState}
+        filters = self._filters(search)
+        parts: list[list[ColumnElement[bool]]] = []
+        finished = sorted(wanted & set(FINISHED))
+        if finished:
+            narrowed = [] if len(finished) == len(FINISHED) else [jobs.c.status.in_([_inline(f) for f in finished])]
+            parts.append([_FINISHED_ROWS, *narrowed, *filters])
+        # one part per unfinished state: `status = 'pending' ORDER BY id DESC` reads the status index in order,
+        # where `status IN ('pending', 'running')` would sort every such row (a backlog's worth) for one page
+        parts.extend([jobs.c.status == _inline(live), *filters] for live in sorted(wanted - set(FINISHED)))
+        return parts
+
+    def _filters(self, search: JobSearch) -> list[ColumnElement[bool]]:
+        """Every condition of `search` but its states. Values that decide the plan are written into the
+        statement (_inline)."""
         where: list[ColumnElement[bool]] = []
-        if search.statuses:
-            where.append(jobs.c.status.in_([state.value for state in search.statuses]))
         if search.queue is not None:
-            where.append(jobs.c.queue == search.queue)
+            where.append(jobs.c.queue == _inline(search.queue))
         if search.target is not None:
-            where.append(jobs.c.target == search.target)
+            where.append(jobs.c.target == _inline(search.target))
         if search.text is not None:
             where.append(
                 jobs.c.target.icontains(search.text, autoescape=True)
@@ -78,9 +121,9 @@ class ReportsMixin(SqlParts):
         if search.created_before is not None:
             where.append(jobs.c.created_at < search.created_before)
         if search.parent_id is not None:
-            where.append(jobs.c.parent_id == search.parent_id)
+            where.append(jobs.c.parent_id == _inline(search.parent_id))
         if search.before_id is not None:
-            where.append(jobs.c.id < search.before_id)
+            where.append(jobs.c.id < _inline(search.before_id))
         return where
 
     def _args_match(self, wanted: Any) -> ColumnElement[bool]:
@@ -90,7 +133,7 @@ class ReportsMixin(SqlParts):
         candidate = wanted if isinstance(wanted, dict | list) else [wanted]
         contains = self.driver.json_contains(column, dumps(candidate))
         # an empty document contains no non-empty candidate: said, this lets PostgreSQL use its partial GIN index
-        return (column != empty) & contains if candidate else contains
+        return (column != _inline(empty)) & contains if candidate else contains
 
     # stats ----------------------------------------------------------------------------------------------
 
@@ -194,3 +237,10 @@ class ReportsMixin(SqlParts):
             )
             for g in groups
         ]
+
+
+def _inline(value: Any) -> BindParameter[Any]:
+    """A value written into the statement, not bound: a prepared statement's generic plan (psycopg prepares a
+    statement after 5 runs) plans `queue = $1` for an average queue and walked a million rows for a rare one
+    (1.2 s); written in, each value gets its own plan. SQLAlchemy quotes it."""
+    return bindparam(None, value, literal_execute=True)
