@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 XDIST ?= 4
 
-.PHONY: venv lint test test-fast run clean bench bench-peers
+.PHONY: venv lint test test-fast run clean bench bench-api bench-peers
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ run: venv
 BENCH_ARGS ?=
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# only the HTTP API's latency per route over 1,000,000 jobs on PostgreSQL (benchmarks/api_bench.py; ~12 min here)
+bench-api: venv
+	$(PY) benchmarks/bench.py --backends postgresql --only api $(BENCH_ARGS)
 
 # errands beside the peers of the shared peer-bench harness (its venv and results go to PEERBENCH_HOME, not
 # into the shared folder), then errands / peer ratios. PEERS, JOBS, WORKERS, RATE, DURATION: see run_all.sh.

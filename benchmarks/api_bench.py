@@ -37,11 +37,12 @@ TARGET_STATS_P99_MS = 200.0
 
 @dataclass(frozen=True)
 class Samples:
-    """Values taken from the loaded table, so that every filter finds rows."""
+    """Values taken from the loaded table (a failed job in its middle), so that every filter finds rows."""
 
     target: str
     queue: str
-    text: str
+    rare_text: str  # the start of that job's error message ("customer 4242 failed"): a few rows
+    common_text: str  # its target's class name, lowercased: a large share of the rows
     args_object: str  # JSON: an object contained in kwargs
     args_value: str  # JSON: a value among the positional args
     created_after: str
@@ -56,17 +57,20 @@ def routes(s: Samples) -> dict[str, str]:
         return "/api/jobs?" + urllib.parse.urlencode({"limit": PAGE, **query})
 
     return {
+        # what every authenticated request pays (the token's lookup, its rate-limit counter), with no job read
+        "baseline: auth/me": "/api/auth/me",
         "jobs: first page": jobs(),
-        "jobs: deep page": jobs(before=s.deep_before),
+        "jobs: deep page (id 1/2)": jobs(before=s.deep_before),
         "jobs: status=failed": jobs(status="failed"),
         "jobs: status=pending,running": jobs(status="pending,running"),
         "jobs: queue": jobs(queue=s.queue),
         "jobs: target": jobs(target=s.target),
-        "jobs: text": jobs(q=s.text),
+        "jobs: text, common": jobs(q=s.common_text),
+        "jobs: text, rare": jobs(q=s.rare_text),
         "jobs: args object (kwargs)": jobs(args=s.args_object),
         "jobs: args value (positional)": jobs(args=s.args_value),
-        "jobs: created range": jobs(created_after=s.created_after, created_before=s.created_before),
-        "jobs: status+queue": jobs(status="failed", queue=s.queue),
+        "jobs: created in an hour": jobs(created_after=s.created_after, created_before=s.created_before),
+        "jobs: status+queue+target": jobs(status="failed", queue=s.queue, target=s.target),
         "stats": "/api/stats",
         "queues": "/api/queues",
         "failures": "/api/failures",
@@ -102,7 +106,8 @@ def data_directory(url: str) -> str:
 
 
 def pick_samples(url: str) -> Samples:
-    """The filters' values, read from the table the loader made."""
+    """The filters' values, read from the table the loader made: a failed job in its middle with both kinds
+    of arguments."""
     import sqlalchemy as sa
 
     from errands.store.engine import normalize_url
@@ -110,37 +115,28 @@ def pick_samples(url: str) -> Samples:
     engine = sa.create_engine(normalize_url(url))
     try:
         with engine.connect() as conn:
-
-            def one(sql: str) -> Any:
-                return conn.exec_driver_sql(sql).scalar_one()
-
-            low, high = one("SELECT min(id) FROM errands_jobs"), one("SELECT max(id) FROM errands_jobs")
-            middle = one(f"SELECT created_at FROM errands_jobs WHERE id >= {(low + high) // 2} ORDER BY id LIMIT 1")
-            failed = conn.exec_driver_sql(
-                "SELECT target, queue, error_message, args, kwargs FROM errands_jobs "
-                f"WHERE status = 'failed' AND id >= {(low + high) // 2} AND kwargs <> '{{}}' AND args <> '[]' "
+            low, high = conn.exec_driver_sql("SELECT min(id), max(id) FROM errands_jobs").one()
+            middle = (low + high) // 2
+            job = conn.exec_driver_sql(
+                "SELECT target, queue, error_message, args, kwargs, created_at FROM errands_jobs "
+                f"WHERE id >= {middle} AND status = 'failed' AND kwargs <> '{{}}' AND args <> '[]' "
                 "ORDER BY id LIMIT 1"
             ).one()
     finally:
         engine.dispose()
-    kwargs, args = json.loads(failed.kwargs), json.loads(failed.args)
+    kwargs, args = json.loads(job.kwargs), json.loads(job.args)
     key = next(iter(kwargs))
     return Samples(
-        target=failed.target,
-        queue=failed.queue,
-        text=_a_word(failed.error_message or failed.target),
+        target=job.target,
+        queue=job.queue,
+        rare_text=" ".join((job.error_message or job.target).split()[:3]),
+        common_text=job.target.rsplit(".", 1)[-1].lower(),
         args_object=json.dumps({key: kwargs[key]}),
         args_value=json.dumps(args[0]),
-        created_after=(middle - timedelta(hours=1)).isoformat(),
-        created_before=middle.isoformat(),
-        deep_before=(low + high) // 2,
+        created_after=(job.created_at - timedelta(hours=1)).isoformat(),
+        created_before=job.created_at.isoformat(),
+        deep_before=middle,
     )
-
-
-def _a_word(text: str) -> str:
-    """A word of an error message, as an operator would search for it."""
-    words = [w.strip(".,:;()'\"") for w in text.split()]
-    return max(words, key=len).lower() if words else text
 
 
 # the server ------------------------------------------------------------------------------------------------
@@ -173,7 +169,7 @@ def bearer_token(url: str, scratch: str) -> str:
 
 
 def start_serve(env: dict[str, str], scratch: str, cwd: str, timeout: float) -> tuple[WorkerProcess, str]:
-    """`errands serve` on a free port; its base URL once /healthz answers."""
+    """`errands serve` on a free port; its base URL once it answers HTTP."""
     import httpx
 
     port = free_port()
@@ -186,8 +182,8 @@ def start_serve(env: dict[str, str], scratch: str, cwd: str, timeout: float) -> 
         if (code := server.exit_code()) is not None:
             raise RuntimeError(f"errands serve exited (code {code}): {server.log_tail(5)!r}")
         try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return server, base
+            httpx.get(base + "/healthz", timeout=2)  # any answer: the server is up
+            return server, base
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:

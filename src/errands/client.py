@@ -11,27 +11,45 @@ that only enqueues never loads it.
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from errands import checks
+from errands.changes import ChangeFeed
 from errands.checks import queue_name as queue_name  # the CLI checks --queue with it
 from errands.errors import BulkRunNotFound, InvalidInput, TargetNotAllowed
 from errands.jobs import Attempt, FollowUp, Job, JobState, Lease, NewJob, WorkerInfo
-from errands.logs import JobLog
-from errands.reports import BulkRun, Count, FailureGroup, JobPage, JobSearch, QueueInfo, Stats
+from errands.logs import LOG_FILES, JobLog, open_log
+from errands.logship import LogShipper
+from errands.reports import (
+    BulkRun,
+    Count,
+    FailureGroup,
+    JobChange,
+    JobPage,
+    JobSearch,
+    LogLine,
+    QueueInfo,
+    RecentFinishes,
+    Stats,
+)
 from errands.search import check_search
 from errands.search import search_from_json as search_from_json  # the API's query or body -> JobSearch
 from errands.search import search_to_json as search_to_json
 from errands.settings import Settings, load_settings
 from errands.store import open_store
-from errands.store.base import JobFilter, RetryBudget, Store
+from errands.store.base import JobFilter, Listener, RetryBudget, Store
 from errands.targets import check_allowed
 
 ThenStep = FollowUp | Sequence[Any]
+
+# /metrics: the window of recently finished jobs, and the duration histogram's buckets (seconds)
+RECENT_WINDOW_S = 60.0
+DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,8 @@ class Client:
     def __init__(self, settings: Settings, store: Store, log: JobLog | None = None) -> None:
         self.settings = settings
         self._store = store
-        self.log = log or JobLog(settings.log_file, settings.error_log_file)
+        # the log's lines go to the files and, in batches, to the database (what the API's logs show)
+        self.log = log or open_log(settings, sink=LogShipper(store))
         self._allowed: set[tuple[str, str]] = set()  # (target, method) pairs checked and allowed already
         self._bulk_threads: list[threading.Thread] = []
 
@@ -237,12 +256,68 @@ class Client:
         return job
 
     def prune(self, older_than_s: float) -> int:
-        """Delete finished jobs (and their attempts) that finished more than `older_than_s` seconds ago."""
-        return self._store.jobs_prune(older_than_s)
+        """Delete finished jobs (their attempts and log lines too) that finished more than `older_than_s` seconds
+        ago, and the log lines older than settings.log_retention. Returns how many jobs."""
+        pruned = self._store.jobs_prune(checks.non_negative("older_than", older_than_s))
+        self._store.log_lines_prune(self.settings.log_retention)
+        return pruned
+
+    # logs and changes (what the HTTP API shows) ---------------------------------------------------------
+
+    def log_tail(self, file: str, n: int) -> list[LogLine]:
+        """The last `n` (1 to MAX_LOG_TAIL) lines of the job log ("job") or the error log ("error"), oldest first,
+        as every process wrote them (the database's copy of the files)."""
+        if file not in LOG_FILES:
+            raise InvalidInput(f"file must be one of {', '.join(LOG_FILES)}, got {file!r:.120}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LOG_TAIL:
+            raise InvalidInput(f"n must be an integer from 1 to {MAX_LOG_TAIL}, got {n!r:.120}")
+        return self._store.log_lines_tail(file, n)
+
+    def changes(self, since: datetime, limit: int = 500) -> list[JobChange]:
+        """Jobs whose status or cancel request changed at or after `since` (the database's clock, naive UTC),
+        oldest change first, each as it is now. One read: a reader that polls uses change_feed(), which also
+        catches changes whose transaction committed late."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CHANGES:
+            raise InvalidInput(f"limit must be an integer from 1 to {MAX_CHANGES}, got {limit!r:.120}")
+        return self._store.jobs_changed_since(checks.naive_utc(since, "since"), limit)
+
+    def change_feed(self, since: datetime | None = None) -> ChangeFeed:
+        """Every change from `since` (default: now, on the database's clock), each once, poll by poll."""
+        start = self._store.now() if since is None else checks.naive_utc(since, "since")
+        store = self._store
+        return ChangeFeed(lambda at, limit, after_id: store.jobs_changed_since(at, limit, after_id=after_id), start)
+
+    def listen_changes(self, callback: Callable[[], None]) -> Listener | None:
+        """Call `callback` (on a thread of its own) soon after jobs change, and after a lost connection came
+        back (changes may have been missed meanwhile): PostgreSQL's NOTIFY. None where the caller must poll
+        (SQLite, MariaDB). Stop it with .stop()."""
+        return self._store.listen_changes(lambda _channel, _payload: callback())
 
     def workers(self) -> list[WorkerInfo]:
         """The live workers: those whose heartbeat is within lease_timeout."""
         return self._store.workers_list(alive_within_s=self.settings.lease_timeout)
+
+    # observe: what the HTTP API's /readyz and /metrics read ----------------------------------------------
+
+    def ping(self) -> None:
+        """One round trip to the database (readiness); raises StoreError when it can't be made."""
+        self._store.database_ping()
+
+    def finished_recently(
+        self, window_s: float = RECENT_WINDOW_S, bounds: Sequence[float] = DURATION_BOUNDS_S
+    ) -> RecentFinishes:
+        """The jobs completed or failed in the last `window_s` seconds (1 s to 1 day): a histogram of their
+        last attempt's duration over `bounds` (ascending seconds, at most 50) and their attempts by outcome."""
+        if not isinstance(window_s, int | float) or not 1 <= window_s <= 86_400:
+            raise InvalidInput("window_s must be 1 to 86400 seconds")
+        checked = tuple(float(bound) for bound in bounds)
+        if (
+            not 0 < len(checked) <= 50
+            or any(not 0 < b < math.inf for b in checked)
+            or sorted(set(checked)) != list(checked)
+        ):
+            raise InvalidInput("bounds must be 1 to 50 ascending, distinct, positive, finite seconds")
+        return self._store.jobs_finished_recently(float(window_s), checked)
 
     # operators' reads and actions -----------------------------------------------------------------------
 
@@ -301,6 +376,8 @@ class Client:
 
 
 MAX_COUNT_CAP = 10_000_000
+MAX_LOG_TAIL = 1000  # lines of a log read at once (the Laravel runner showed the last 10)
+MAX_CHANGES = 10_000
 MAX_GROUPS = 500
 MAX_ACTOR = 255  # errands_queues.changed_by, errands_bulk_runs.created_by
 BULK_JOIN_S = 10.0

@@ -116,3 +116,21 @@ class JobChange:
 
     job: Job
     changed_at: datetime = field(compare=False)
+
+
+@dataclass(frozen=True)
+class RecentFinishes:
+    """The jobs that finished (completed or failed) in the last `window_s` seconds: what /metrics shows of
+    recent work. A window, not a running total: pruning can't lower it, and it needs no state between scrapes.
+
+    `buckets[i]` counts the jobs whose last attempt ran at most `bounds[i]` seconds (cumulative, as Prometheus
+    histograms are); `attempts` counts every attempt these jobs made, by outcome (retries, timeouts, losses).
+    """
+
+    window_s: float
+    bounds: tuple[float, ...]
+    buckets: tuple[int, ...]
+    count: int
+    sum_s: float
+    by_status: dict[str, int]  # "completed", "failed" -> jobs
+    attempts: dict[str, int]  # attempt outcome -> attempts

@@ -13,7 +13,8 @@ from __future__ import annotations
 import signal
 
 from errands.jobs import Job, Lease
-from errands.logs import JobLog
+from errands.logs import JobLog, open_log
+from errands.logship import LogShipper
 from errands.settings import Settings
 from errands.spawn import start_detached
 from errands.store import open_store
@@ -69,12 +70,12 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         pool.stop()
         pool.close()
         raise
-    log = JobLog(settings.log_file, settings.error_log_file)
+    log = open_log(settings, sink=LogShipper(store))
     worker = Worker(store, settings, log, options, started_pool=pool)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: worker.request_stop())
     try:
         return worker.run()
     finally:
+        log.close()  # its last lines go to the database first
         store.close()
-        log.close()

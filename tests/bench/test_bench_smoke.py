@@ -31,6 +31,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "memory_w2": MEMORY,
 }
 BACKLOG = ("jobs_per_s", "steady_jobs_per_s", "ratio")
+API_ROUTE = ("requests", "p50_ms", "p90_ms", "p99_ms", "max_ms")
 
 
 def _require(backend: str) -> None:
@@ -111,6 +112,11 @@ def test_quick_bench_reports_every_measurement(backend: str, tmp_path: Path) -> 
         assert sorted(results["backlog"]) == sorted(sizes)
         for size in sizes:
             _positive(results["backlog"][size], f"backlog[{size}]", BACKLOG)
+        api = results["api"]  # the HTTP API's routes through a real errands serve (api_bench.py)
+        assert api["jobs"] == doc["sizes"]["api_jobs"] and api["routes"], api
+        for name, route in api["routes"].items():
+            assert "statuses" not in route, f"{name} answered {route['statuses']}"  # every request was a 200
+            _positive(route, f"api[{name}]", API_ROUTE)
 
     assert _bench_processes(str(scratch)) == [], "bench.py left processes running"
     assert list(scratch.iterdir()) == [], "bench.py left scratch directories behind"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -79,6 +80,7 @@ def test_the_due_index_is_the_right_one_for_the_backend(store: SqlStore) -> None
         "ix_errands_jobs_status",
         "ix_errands_jobs_lease",
         "ix_errands_jobs_parent",
+        "ix_errands_jobs_changed",
         "ix_errands_jobs_due_mysql" if store.dialect == "mysql" else "ix_errands_jobs_due",
         "ix_errands_jobs_target",
         "ix_errands_jobs_queue",
@@ -197,3 +199,32 @@ def test_open_store_refuses_a_database_behind_head(db_url: str) -> None:
         store.close()
     with pytest.raises(NotMigrated):
         open_store(db_url, migrate_sqlite=False)
+
+
+def test_the_changes_index_serves_changes_since_in_order(store: SqlStore) -> None:
+    """Migration 0005: the event stream reads new changes by (changed_at, id), not the whole table."""
+    with store.engine.connect() as conn:
+        indexes = {ix["name"]: ix for ix in sa.inspect(conn).get_indexes("errands_jobs")}
+    assert indexes["ix_errands_jobs_changed"]["column_names"] == ["changed_at", "id"]
+
+
+def test_migration_0005_goes_down_and_up_again(db_url: str) -> None:
+    from alembic import command
+
+    from errands.store.migrate import _config
+
+    store = SqlStore(db_url)
+    try:
+        job_id = store.job_insert(NewJob("t.A", ""))
+        config = _config()
+        with store.engine.connect().execution_options(errands_write=True) as conn, conn.begin():
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0003")
+        with store.engine.connect() as conn:
+            assert "changed_at" not in {c["name"] for c in sa.inspect(conn).get_columns("errands_jobs")}
+        upgrade(store)
+        assert _diffs(store) == []
+        assert store.job_get(job_id).target == "t.A"  # an old row: changed_at NULL, not in the stream
+        assert store.jobs_changed_since(datetime(2000, 1, 1), 10) == []
+    finally:
+        store.close()

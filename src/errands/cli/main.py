@@ -383,10 +383,13 @@ def serve_command(
         workers=workers,
         server_header=False,
         log_level="info",
+        # open event streams never end by themselves: without this, Ctrl-C waits for every dashboard to leave
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
 
 
 SERVE_APP = "errands.web.app:app_from_env"
+SHUTDOWN_GRACE_S = 5  # a stopping server's requests get this long to finish; then they are cut
 
 
 @app.command("prune")
@@ -396,7 +399,8 @@ def prune_command(
         float, typer.Option("--older-than", callback=_bounded_seconds(MAX_AGE_S), help="seconds since the job finished")
     ],
 ) -> None:
-    """Delete finished jobs (completed, failed, cancelled) and their attempts."""
+    """Delete finished jobs (completed, failed, cancelled), their attempts and log lines; and log lines older
+    than log_retention."""
     with connected() as client:
         removed = client.prune(older_than)
     print(f"pruned {removed} finished jobs")

@@ -21,7 +21,7 @@ __all__ = [
 
 # The newest migration's revision: a database at it needs no Alembic (~0.15 s of imports and parsing at every
 # start of a worker or a CLI call). tests/store/test_migrations.py checks it is Alembic's head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 
 def open_store(url: str, *, migrate_sqlite: bool = True) -> Store:

@@ -15,7 +15,19 @@ from typing import Any, Protocol
 from errands.access import AuditEntry, Identity, Role, Scope, TokenInfo, User
 from errands.jobs import Attempt, AttemptOutcome, ErrorInfo, Job, JobState, Lease, NewJob
 from errands.jobs import WorkerInfo as WorkerInfo  # a public value; the store's protocol speaks it too
-from errands.reports import BulkRun, Count, FailureGroup, JobPage, JobSearch, QueueInfo, Stats
+from errands.logs import LogRow
+from errands.reports import (
+    BulkRun,
+    Count,
+    FailureGroup,
+    JobChange,
+    JobPage,
+    JobSearch,
+    LogLine,
+    QueueInfo,
+    RecentFinishes,
+    Stats,
+)
 
 
 @dataclass(frozen=True)
@@ -224,8 +236,40 @@ class Store(Protocol):
         ...
 
     def jobs_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:
-        """Delete finished (completed, failed, cancelled) jobs and their attempts finished before now - age, in
-        short transactions (a long one would hold SQLite's write lock from heartbeats and renewals)."""
+        """Delete finished (completed, failed, cancelled) jobs, their attempts and their log lines, finished
+        before now - age, in short transactions (a long one would hold SQLite's write lock from heartbeats and
+        renewals)."""
+        ...
+
+    # logs: the job log's and the error log's lines, also kept in the database (store/loglines.py) --------------
+
+    def log_lines_insert(self, rows: Sequence[LogRow], *, now: datetime | None = None) -> None:
+        """Insert a batch of lines (file "job" or "error", job id, the file's line without its newline) in one
+        transaction, at the database's clock; a line is made storable (NUL escaped, bounded)."""
+        ...
+
+    def log_lines_tail(self, file: str, n: int) -> list[LogLine]:
+        """The last `n` lines of that file ("job" or "error"), oldest first."""
+        ...
+
+    def log_lines_prune(self, older_than_s: float, *, now: datetime | None = None) -> int:
+        """Delete lines stored before now - age, oldest first, in short transactions; how many."""
+        ...
+
+    # changes: what the event stream reads (store/changed.py) ---------------------------------------------------
+
+    def jobs_changed_since(self, since: datetime, limit: int, *, after_id: int | None = None) -> list[JobChange]:
+        """Jobs whose status or cancel request changed at or after `since` (changed_at, the database's clock),
+        ordered by changed_at then id, at most `limit`; with `after_id`, only those after (since, after_id) in
+        that order (the next page). A job appears once, as it is now. A transaction that commits late shows
+        changes older than those read before it: read again from a little before (errands.changes.ChangeFeed)."""
+        ...
+
+    def listen_changes(
+        self, callback: Callable[[str, str], None], on_error: Callable[[str], None] | None = None
+    ) -> Listener | None:
+        """Call back (channel, "") after commits that changed jobs (PostgreSQL: NOTIFY on errands_changes, at
+        most one per statement or transaction); None where the caller must poll. As listen() for failures."""
         ...
 
     # accounts: users, sessions, API tokens, rate-limit counters, the audit trail, shared facts ---------------
@@ -318,6 +362,18 @@ class Store(Protocol):
     def meta_get_or_insert(self, key: str, value: str) -> str:
         """The value stored under `key`, storing `value` first if there is none. Race-safe: processes that
         start at once all get the one value that was stored."""
+        ...
+
+    # observe: what the HTTP API's /readyz and /metrics read (store/observe.py)
+    def database_ping(self) -> None:
+        """One round trip to the database; raises StoreError when it can't be made."""
+        ...
+
+    def jobs_finished_recently(
+        self, window_s: float, bounds: Sequence[float], *, now: datetime | None = None
+    ) -> RecentFinishes:
+        """Completed and failed jobs finished within `window_s` seconds of now: a cumulative histogram of their
+        last attempt's duration over `bounds`, their count by status, and their attempts by outcome."""
         ...
 
     # reports: operators' reads, queue pauses and bulk actions (store/reports.py, store/queues.py, store/bulk.py)

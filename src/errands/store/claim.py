@@ -52,4 +52,5 @@ def running_values(claim: Claim, now: datetime) -> dict[str, Any]:
         "lease_token": claim.token,
         "lease_expires_at": now + timedelta(seconds=claim.lease_s),
         "cancel_requested": False,
+        "changed_at": now,
     }

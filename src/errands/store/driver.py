@@ -44,6 +44,10 @@ class Driver(Protocol):
         """The database's clock (SQLite: this machine's), naive UTC."""
         ...
 
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        """An expression: the seconds from one timestamp column to another (a job's duration)."""
+        ...
+
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         """Insert one job timed by the database's clock, waking idle workers if it is due; its id."""
         ...
@@ -80,8 +84,9 @@ class Driver(Protocol):
         another transaction holds)."""
         ...
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
-        """A thread that calls back on enqueues and cancels, or None where workers must poll."""
+    def listen(self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = ...) -> Listener | None:
+        """A thread that calls back on these channels (default: enqueues and cancels, notify.py), or None where
+        the caller must poll."""
         ...
 
     # accounts

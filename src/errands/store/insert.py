@@ -20,7 +20,7 @@ from errands.jobs import Lease, NewJob
 from errands.store.rows import job_values
 from errands.store.schema import Timestamp, jobs
 
-_SERVER_SET = ("created_at", "scheduled_at")  # from the database's clock, not from the row's values
+_SERVER_SET = ("created_at", "scheduled_at", "changed_at")  # from the database's clock, not from the row's values
 _COLUMNS = [column for column in jobs.columns if column.name != "id" and column.name not in _SERVER_SET]
 
 
@@ -30,10 +30,10 @@ def wakes_workers(new: NewJob, reserve: Lease | None) -> bool:
 
 
 def server_clock_insert(now: ColumnElement[Any], delayed: ColumnElement[Any]) -> Insert:
-    """The INSERT of one job with created_at = `now` and scheduled_at = the given one or `delayed` (an
+    """The INSERT of one job with created_at = changed_at = `now` and scheduled_at = the given one or `delayed` (an
     expression of `now` and the parameter p_delay); run it with server_clock_params."""
     values: dict[str, Any] = {column.name: bindparam(f"p_{column.name}", type_=column.type) for column in _COLUMNS}
-    values["created_at"] = now
+    values["created_at"] = values["changed_at"] = now
     values["scheduled_at"] = func.coalesce(bindparam("p_scheduled_at", type_=Timestamp), delayed)
     return insert(jobs).values(values)
 

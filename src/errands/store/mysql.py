@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Double,
     Engine,
     Select,
     bindparam,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -62,6 +64,9 @@ class MysqlDriver:
     def now(self, conn: Connection) -> datetime:
         moment = conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
         return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        return type_coerce(func.timestampdiff(text("MICROSECOND"), start, end) / 1_000_000.0, Double)
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         # in microseconds: TIMESTAMPADD takes whole units
@@ -115,7 +120,7 @@ class MysqlDriver:
     def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt.with_for_update(skip_locked=True)
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> Listener | None:
+    def listen(self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = ()) -> Listener | None:
         return None
 
     def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
@@ -150,7 +155,7 @@ UPDATE errands_jobs j
 JOIN JSON_TABLE(:batch, '$[*]' COLUMNS (
     id BIGINT PATH '$[0]', token VARCHAR(64) PATH '$[1]', result LONGTEXT PATH '$[2]'
 )) v ON j.id = v.id
-SET j.status = 'completed', j.finished_at = :now, j.result = v.result,
+SET j.status = 'completed', j.finished_at = :now, j.changed_at = :now, j.result = v.result,
     j.error_type = NULL, j.error_message = NULL, j.error_traceback = NULL,
     j.lease_owner = NULL, j.lease_token = NULL, j.lease_expires_at = NULL
 WHERE j.status = 'running' AND j.lease_token = v.token

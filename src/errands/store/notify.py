@@ -12,6 +12,9 @@ from collections.abc import Callable
 
 JOBS_CHANNEL = "errands_jobs"
 CANCEL_CHANNEL = "errands_cancel"
+# every write that changes a job's status or cancel request (at most one per statement or transaction; the
+# payload is empty): the event stream's wake-up (Store.listen_changes)
+CHANGES_CHANNEL = "errands_changes"
 
 _log = logging.getLogger("errands.store")
 

@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import (
     Boolean,
     Connection,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    type_coerce,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
@@ -41,7 +43,7 @@ from errands.store.base import Claim, Outcome
 from errands.store.driver import Callback, OnError
 from errands.store.insert import server_clock_insert, server_clock_params, wakes_workers
 from errands.store.liveness import replace_stale_on_checkout, server_spoke
-from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, deliver, report
+from errands.store.notify import CANCEL_CHANNEL, CHANGES_CHANNEL, JOBS_CHANNEL, deliver, report
 from errands.store.schema import attempts, jobs, rate_counters
 
 CONNECT_TIMEOUT_S = 10  # unless the URL says otherwise (?connect_timeout=N)
@@ -68,6 +70,9 @@ class PostgresDriver:
     def now(self, conn: Connection) -> datetime:
         moment = conn.exec_driver_sql("SELECT now() AT TIME ZONE 'UTC'").scalar_one()
         return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        return type_coerce(func.extract("epoch", end - start), Double)
 
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         params = server_clock_params(new, reserve, float(new.delay_s))
@@ -114,8 +119,10 @@ class PostgresDriver:
     def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt.with_for_update(skip_locked=True)
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> PgListener:
-        return PgListener(url, callback, on_error).start()
+    def listen(
+        self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = (JOBS_CHANNEL, CANCEL_CHANNEL)
+    ) -> PgListener:
+        return PgListener(url, callback, on_error, channels=channels).start()
 
     def rate_increment(self, conn: Connection, key: str, window_start: datetime) -> int:
         stmt = (
@@ -157,8 +164,10 @@ def _stale(conn: psycopg.Connection[Any]) -> bool:
         return True
 
 
-# The claim in one statement. The picked ids go in as an array (`= ANY(ARRAY(...))`), so the update finds them
-# by primary key: joined to a CTE instead, the planner hashed the whole table per claim. The clock is the
+# The claim in one statement, with one NOTIFY on errands_changes when it claimed any (a CTE over one of its
+# rows: an uncorrelated subquery notified for an empty claim too). The picked ids go in as an array
+# (`= ANY(ARRAY(...))`), so the update finds them by primary key: joined to a CTE instead, the planner hashed
+# the whole table per claim. The clock is the
 # database's (or the caller's, in tests); the commit needn't wait for its WAL flush (~2 ms here): if the
 # server crashes before it, the claim is undone and the job is pending again, which at-least-once allows, and
 # the durable commit of its completion flushes it anyway. set_config(..., true) lasts for this transaction.
@@ -170,7 +179,7 @@ WITH claimed AS (
         started_at = COALESCE(:now, now() AT TIME ZONE 'UTC'), finished_at = NULL,
         lease_owner = :owner, lease_token = :token,
         lease_expires_at = COALESCE(:now, now() AT TIME ZONE 'UTC') + make_interval(secs => :lease_s),
-        cancel_requested = false
+        cancel_requested = false, changed_at = COALESCE(:now, now() AT TIME ZONE 'UTC')
     WHERE j.id = ANY(ARRAY(
         SELECT id FROM errands_jobs
         WHERE status = 'pending'
@@ -186,8 +195,11 @@ WITH claimed AS (
 ), begun AS (
     INSERT INTO errands_attempts (job_id, number, started_at, worker)
     SELECT id, attempts, started_at, :worker FROM claimed
+), noted AS (
+    SELECT pg_notify('errands_changes', '') FROM (SELECT 1 FROM claimed LIMIT 1) one
 )
-SELECT claimed.* FROM claimed WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
+SELECT claimed.* FROM claimed LEFT JOIN noted ON true
+WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
 """
 
 # Plain completions in one statement over arrays: one round trip for the whole batch, one prepared statement
@@ -196,6 +208,7 @@ _COMPLETE = """
 WITH done AS (
     UPDATE errands_jobs j
     SET status = 'completed', finished_at = COALESCE(:now, now() AT TIME ZONE 'UTC'), result = v.result,
+        changed_at = COALESCE(:now, now() AT TIME ZONE 'UTC'),
         error_type = NULL, error_message = NULL, error_traceback = NULL,
         lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
     FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS text[]), CAST(:results AS text[])) AS v(id, token, result)
@@ -204,19 +217,21 @@ WITH done AS (
 ), closed AS (
     UPDATE errands_attempts a SET finished_at = done.finished_at, outcome = 'completed'
     FROM done WHERE a.job_id = done.id AND a.number = done.attempts
+), noted AS (
+    SELECT pg_notify('errands_changes', '') FROM (SELECT 1 FROM done LIMIT 1) one
 )
-SELECT id FROM done
+SELECT done.id FROM done LEFT JOIN noted ON true
 """
 
 
 @cache
 def _insert_statement(wake: bool) -> Executable:
-    """The insert of one job on the database's clock, as its own statement; with `wake`, it also wakes idle
-    workers (pg_notify)."""
+    """The insert of one job on the database's clock, as its own statement, telling the change (pg_notify);
+    with `wake`, it also wakes idle workers."""
     clock = func.timezone("UTC", func.now())
     delayed = clock + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("p_delay", type_=Double))
     inserted = server_clock_insert(clock, delayed).returning(jobs.c.id).cte("inserted")
-    query = select(inserted.c.id)
+    query = select(inserted.c.id, func.pg_notify(CHANGES_CHANNEL, ""))
     if wake:
         query = query.add_columns(func.pg_notify(JOBS_CHANNEL, bindparam("p_queue")))
     return query
@@ -262,7 +277,15 @@ class PgListener:
     reopened a second later; the callback then gets ("reconnect", "") so the worker polls once, in case it
     missed a notification meanwhile. A callback that raises is reported; the thread goes on."""
 
-    def __init__(self, url: URL, callback: Callback, on_error: OnError, retry_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        url: URL,
+        callback: Callback,
+        on_error: OnError,
+        retry_s: float = 1.0,
+        channels: Sequence[str] = (JOBS_CHANNEL, CANCEL_CHANNEL),
+    ) -> None:
+        self._channels = tuple(channels)
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._safe_url = url.render_as_string(hide_password=True)
         self._callback = callback
@@ -298,8 +321,8 @@ class PgListener:
 
     def _listen(self) -> None:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            conn.execute(f"LISTEN {JOBS_CHANNEL}")
-            conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+            for channel in self._channels:  # our own constants: names, not input
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self.backend_pid = conn.info.backend_pid
             self._ready.set()
             while not self._stopped.is_set():

@@ -93,4 +93,5 @@ def job_values(new: NewJob, now: datetime, reserve: Lease | None) -> dict[str, A
         "lease_owner": reserve.owner if reserve else None,
         "lease_token": reserve.token if reserve else None,
         "lease_expires_at": reserve.expires_at if reserve else None,
+        "changed_at": now,
     }

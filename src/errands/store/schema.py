@@ -79,6 +79,9 @@ jobs = Table(
     Column("lease_owner", String(100), nullable=True),
     Column("lease_token", String(64), nullable=True),
     Column("lease_expires_at", Timestamp, nullable=True),
+    # when the job's status or cancel request last changed, on the database's clock: the event stream reads the
+    # changes since a moment (Store.jobs_changed_since). NULL for rows not written since migration 0005.
+    Column("changed_at", Timestamp, nullable=True),
     CheckConstraint("status IN ('pending', 'running', 'completed', 'failed', 'cancelled')", name="status"),
     # Every status change is an UPDATE that can't be HOT (status is indexed), so it adds an entry to each
     # index whose predicate the new row satisfies: the predicates keep completed rows (the bulk of a busy
@@ -100,6 +103,9 @@ jobs = Table(
         postgresql_where=text("parent_id IS NOT NULL"),
         sqlite_where=text("parent_id IS NOT NULL"),
     ),
+    # the changes since a moment, in order (the event stream): a read of the new entries only. Every change adds
+    # an entry at the index's right edge, completed rows too (migration 0005).
+    Index("ix_errands_jobs_changed", "changed_at", "id"),
 )
 
 

@@ -24,15 +24,18 @@ from errands.retry import crash_budget_spent
 from errands.store.accounts import AccountRows
 from errands.store.base import Claim, Finished, JobFilter, Listener, Outcome, Rescued, RetryBudget, WorkerInfo
 from errands.store.bulk import BulkMixin
+from errands.store.changed import ChangesMixin
 from errands.store.claim import running_values
 from errands.store.driver import OnError, driver_for
 from errands.store.engine import normalize_url
 from errands.store.insert import insert_row, wakes_workers
-from errands.store.notify import CANCEL_CHANNEL, JOBS_CHANNEL, log_error
+from errands.store.loglines import LogLinesMixin
+from errands.store.notify import CANCEL_CHANNEL, CHANGES_CHANNEL, JOBS_CHANNEL, log_error
+from errands.store.observe import ObserveRows
 from errands.store.queues import QueuesMixin
 from errands.store.reports import ReportsMixin
 from errands.store.rows import attempt_from_row, job_from_row, job_values
-from errands.store.schema import attempts, jobs, locks, workers
+from errands.store.schema import attempts, jobs, locks, log_lines, workers
 from errands.store.storable import storable_outcome, unstorable
 
 _FINISHED = (JobState.COMPLETED.value, JobState.FAILED.value, JobState.CANCELLED.value)
@@ -43,9 +46,9 @@ SLOW_CLAIM_SHARE = 0.25
 PRUNE_BATCH = 500
 
 
-class SqlStore(
-    AccountRows, ReportsMixin, QueuesMixin, BulkMixin
-):  # accounts (store/accounts.py); reads, queues and bulk actions (store/reports.py, queues.py, bulk.py)
+class SqlStore(AccountRows, ReportsMixin, QueuesMixin, BulkMixin, LogLinesMixin, ChangesMixin, ObserveRows):
+    # the mixins: accounts, reads, queues, bulk actions, log lines, job changes, what the probes and /metrics
+    # read (store/accounts.py, reports.py, queues.py, bulk.py, loglines.py, changed.py, observe.py)
     def __init__(self, url: str) -> None:
         self.url = url
         normalized = normalize_url(url)
@@ -118,6 +121,7 @@ class SqlStore(
         job_id = insert_row(conn, job_values(new, now, reserve))
         if wakes_workers(new, reserve):
             self.driver.notify(conn, JOBS_CHANNEL, new.queue)
+        self.driver.notify(conn, CHANGES_CHANNEL, "")
         return job_id
 
     def jobs_insert_many(self, news: Sequence[NewJob], *, now: datetime | None = None) -> list[int]:
@@ -127,6 +131,7 @@ class SqlStore(
             moment = self._now(conn, now)
             ids = self.driver.insert_many(conn, [job_values(new, moment, None) for new in news])
             self.driver.notify(conn, JOBS_CHANNEL, "*")
+            self.driver.notify(conn, CHANGES_CHANNEL, "")
             return ids
 
     def job_get(self, job_id: int) -> Job:
@@ -199,6 +204,7 @@ class SqlStore(
                 return None
             job = job_from_row(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
             self.driver.begin_attempts(conn, [job], claim.worker, moment)
+            self.driver.notify(conn, CHANGES_CHANNEL, "")
         return job
 
     def jobs_finish(self, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> list[Finished]:
@@ -233,9 +239,10 @@ class SqlStore(
             recorded = self.driver.complete(conn, plain, clock) if plain else set()
             done = {o.job_id: Finished(o.job_id, recorded=o.job_id in recorded) for o in plain}
             others = [o for o in outcomes if o.job_id not in done]
-            if others:
+            if others:  # (plain completions notify in the driver's statement)
                 moment = clock or self._now(conn, now)
                 done.update((o.job_id, self._finish_one(conn, o, moment)) for o in others)
+                self.driver.notify(conn, CHANGES_CHANNEL, "")
         return [done[outcome.job_id] for outcome in outcomes]
 
     def _finish_one(self, conn: Connection, outcome: Outcome, now: datetime) -> Finished:
@@ -301,6 +308,7 @@ class SqlStore(
             rescued |= self._rescue_to(conn, state, these, now)
         ended = [(job.id, job.attempts) for job in expired if job.id in rescued]
         if ended:
+            self.driver.notify(conn, CHANGES_CHANNEL, "")
             error = _error_values(ErrorInfo("WorkerLost", "worker lost: its lease expired while the job ran"))
             closed = tuple_(attempts.c.job_id, attempts.c.number).in_(ended)
             conn.execute(
@@ -327,7 +335,9 @@ class SqlStore(
             "max_attempts": jobs.c.max_attempts + 1,
         }
         after = again if state is JobState.PENDING else {"finished_at": now}
-        stmt = update(jobs).where(*fenced).values(status=state.value, **lost, **_lease_cleared(), **after)
+        stmt = (
+            update(jobs).where(*fenced).values(status=state.value, changed_at=now, **lost, **_lease_cleared(), **after)
+        )
         # a database that can't return the rows reads back those now in the state, at this moment, unleased
         moment = jobs.c.scheduled_at if state is JobState.PENDING else jobs.c.finished_at
         now_there = (jobs.c.id.in_(ids), jobs.c.status == state.value, jobs.c.lease_token.is_(None), moment == now)
@@ -351,13 +361,17 @@ class SqlStore(
             moment = self._now(conn, now)
             pending = update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobState.PENDING.value)
             done = conn.execute(
-                pending.values(status=JobState.CANCELLED.value, finished_at=moment, **_lease_cleared())
+                pending.values(
+                    status=JobState.CANCELLED.value, finished_at=moment, changed_at=moment, **_lease_cleared()
+                )
             ).rowcount
             if not done:
                 running = update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobState.RUNNING.value)
-                done = conn.execute(running.values(cancel_requested=True)).rowcount
+                done = conn.execute(running.values(cancel_requested=True, changed_at=moment)).rowcount
                 if done:
                     self.driver.notify(conn, CANCEL_CHANNEL, str(job_id))
+            if done:
+                self.driver.notify(conn, CHANGES_CHANNEL, "")
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise JobNotFound(job_id)
@@ -380,12 +394,14 @@ class SqlStore(
                     scheduled_at=moment,
                     finished_at=None,
                     cancel_requested=False,
+                    changed_at=moment,
                     **_lease_cleared(),
                 )
             )
             done = conn.execute(stmt).rowcount
             if done:
                 self.driver.notify(conn, JOBS_CHANNEL, "*")
+                self.driver.notify(conn, CHANGES_CHANNEL, "")
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         if row is None:
             raise JobNotFound(job_id)
@@ -474,6 +490,7 @@ class SqlStore(
             gone = [int(row.id) for row in conn.execute(select(jobs.c.id).where(jobs.c.id.in_(ids), *old))]
             if gone:
                 conn.execute(delete(attempts).where(attempts.c.job_id.in_(gone)))
+                conn.execute(delete(log_lines).where(log_lines.c.job_id.in_(gone)))
                 conn.execute(delete(jobs).where(jobs.c.id.in_(gone)))
         return len(gone)
 
@@ -534,7 +551,7 @@ def _lease_cleared() -> dict[str, Any]:
 
 
 def _finish_values(outcome: Outcome, now: datetime) -> dict[str, Any]:
-    values: dict[str, Any] = {"status": outcome.next_state.value, **_lease_cleared()}
+    values: dict[str, Any] = {"status": outcome.next_state.value, "changed_at": now, **_lease_cleared()}
     if outcome.next_state is JobState.COMPLETED:
         values.update(finished_at=now, result=dumps(outcome.result), **_error_values(None))
     elif outcome.next_state is JobState.PENDING:

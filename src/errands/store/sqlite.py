@@ -50,6 +50,10 @@ class SqliteDriver:
     def now(self, conn: Connection) -> datetime:
         return utc_now()
 
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+        # julianday() parses the stored text; a day's fraction as a double keeps ~10 us at today's dates
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+
     def insert_now(self, conn: Connection, new: NewJob, reserve: Lease | None) -> int:
         return insert_row(conn, job_values(new, utc_now(), reserve))
 
@@ -84,7 +88,7 @@ class SqliteDriver:
         mine = still_leased(conn, outcomes)
         if mine:
             job_rows = [{"b_id": o.job_id, "b_token": o.token, "b_result": dumps(o.result)} for o in mine]
-            conn.execute(_COMPLETE.values(finished_at=moment), job_rows)
+            conn.execute(_COMPLETE.values(finished_at=moment, changed_at=moment), job_rows)
             attempt_rows = [{"b_job_id": o.job_id, "b_number": o.attempt} for o in mine]
             conn.execute(_ATTEMPT_COMPLETED.values(finished_at=moment), attempt_rows)
         return {o.job_id for o in mine}
@@ -95,8 +99,11 @@ class SqliteDriver:
     def lock_rows(self, stmt: Select[Any]) -> Select[Any]:
         return stmt  # the write transaction holds the whole database
 
-    def listen(self, url: URL, callback: Callback, on_error: OnError) -> SqliteWalWatcher | None:
-        if not url.database or url.database == ":memory:":
+    def listen(
+        self, url: URL, callback: Callback, on_error: OnError, channels: Sequence[str] = (JOBS_CHANNEL,)
+    ) -> SqliteWalWatcher | None:
+        # the WAL watch sees every commit: a wake-up for idle workers, too coarse to tell of a job's changes
+        if not url.database or url.database == ":memory:" or JOBS_CHANNEL not in channels:
             return None
         return SqliteWalWatcher(os.path.abspath(url.database), callback, on_error).start()
 

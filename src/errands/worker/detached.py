@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 
 from errands.errors import ErrandsError
-from errands.logs import JobLog
+from errands.logs import open_log
+from errands.logship import LogShipper
 from errands.runtime import run_claimed
 from errands.spawn import settings_from
 from errands.store import open_store
@@ -20,18 +21,19 @@ def main(argv: list[str]) -> int:
     except ErrandsError as exc:  # stderr is the job log file the starter opened for this process
         print(f"errands: detached job {job_id} could not start: {exc}", file=sys.stderr)
         return 6
-    log = JobLog(settings.log_file, settings.error_log_file)
     try:
         store = open_store(settings.database_url)
     except ErrandsError as exc:
+        log = open_log(settings)  # the files alone: the database is what failed
         log.error(None, f"detached job {job_id} could not start: {exc}")
         log.close()
         return 6
+    log = open_log(settings, sink=LogShipper(store))
     try:
         run_claimed(store, settings, log, claim_for(owner, token, settings.lease_timeout), job_id)
     finally:
+        log.close()  # its last lines go to the database first
         store.close()
-        log.close()
     return 0
 
 

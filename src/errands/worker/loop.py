@@ -31,6 +31,7 @@ from errands.worker.heartbeat import Heartbeat
 from errands.worker.identity import claim_for, new_owner, new_token
 from errands.worker.leases import LeaseClock
 from errands.worker.link import StoreLink, pause_after
+from errands.worker.maintenance import LOG_PRUNE_EVERY_S, prune_log_lines
 from errands.worker.orphans import rescue
 from errands.worker.paused import PausedQueues
 from errands.worker.recording import Recorder
@@ -79,6 +80,7 @@ class Worker:
         self._cancel_now = threading.Event()
         self._next_cancel_check = 0.0
         self._next_rescue = 0.0
+        self._next_log_prune = 0.0
         self._store_failures = 0
         self._empty_claims = 0  # burst: claims in a row that found nothing while jobs were pending
         self._pool_closed = False  # its wake-up pipe is closed: its descriptors may belong to others now
@@ -210,6 +212,7 @@ class Worker:
         progress = self._collect(now)
         self.recorder.write_unrecorded()  # any a failed write of this thread left behind
         self._maybe_rescue(now)
+        self._maybe_prune_logs(now)
         progress += 0 if self.stopping else self._fill(now)
         self._dispatch(now)
         idle = not self.held
@@ -328,6 +331,11 @@ class Worker:
         if now >= self._next_rescue:
             self._next_rescue = now + self.settings.rescue_interval
             rescue(self.store, self.settings, self.log, self.id)
+
+    def _maybe_prune_logs(self, now: float) -> None:
+        if now >= self._next_log_prune:
+            self._next_log_prune = now + LOG_PRUNE_EVERY_S
+            prune_log_lines(self.store, self.settings, self.log, self.id)
 
     def _check_cancels(self, now: float) -> None:
         if not self.held or (now < self._next_cancel_check and not self._cancel_now.is_set()):
