@@ -133,7 +133,7 @@ class ReportsMixin(SqlParts):
         candidate = wanted if isinstance(wanted, dict | list) else [wanted]
         contains = self.driver.json_contains(column, dumps(candidate))
         # an empty document contains no non-empty candidate: said, this lets PostgreSQL use its partial GIN index
-        return (column != empty) & contains if candidate else contains
+        return (column != _inline(empty)) & contains if candidate else contains
 
     # stats ----------------------------------------------------------------------------------------------
 
