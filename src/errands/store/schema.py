@@ -88,7 +88,14 @@ jobs = Table(
     # table) out of all but the primary key (migration 0002).
     # "jobs by status" for listings and the dashboard; on PostgreSQL without completed rows (a listing of
     # completed jobs walks the primary key backwards: nearly every row qualifies)
-    Index("ix_errands_jobs_status", "status", "id", postgresql_where=text("status <> 'completed'")),
+    # (PostgreSQL: with the queue included, the stats count unfinished jobs by queue from the index alone; 0004)
+    Index(
+        "ix_errands_jobs_status",
+        "status",
+        "id",
+        postgresql_where=text("status <> 'completed'"),
+        postgresql_include=["queue"],
+    ),
     # the rescuer's scan of expired leases
     Index(
         "ix_errands_jobs_lease",
@@ -349,6 +356,17 @@ for _statistics in ARGS_STATISTICS:
     _ddl: Any = DDL(_statistics)  # type: ignore[no-untyped-call]
     event.listen(jobs, "after_create", _ddl.execute_if(dialect="postgresql"))
 
+# the failure groups, from the index alone: failed rows only (a drain of jobs that succeed never writes to it)
+Index(
+    "ix_errands_jobs_failures",
+    jobs.c.error_type,
+    jobs.c.target,
+    jobs.c.method,
+    jobs.c.finished_at,
+    jobs.c.id,
+    postgresql_where=text("status = 'failed'"),
+    sqlite_where=text("status = 'failed'"),
+).ddl_if(callable_=_not_mysql)
 # the per-minute figures of the last hour: BRIN (a few pages, nearly free to maintain); a row's last version is
 # written when it finishes, so finished_at follows the table's physical order
 Index("ix_errands_jobs_finished_brin", jobs.c.finished_at, postgresql_using="brin").ddl_if(dialect="postgresql")

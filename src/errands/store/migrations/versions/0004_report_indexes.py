@@ -44,8 +44,24 @@ def upgrade() -> None:
             postgresql_where=finished,
             sqlite_where=finished,
         )
-    if op.get_bind().dialect.name != "postgresql":
+    dialect = op.get_bind().dialect.name
+    if dialect != "mysql":  # (no partial indexes there: it would cost every row)
+        failed = sa.text("status = 'failed'")
+        columns = ["error_type", "target", "method", "finished_at", "id"]
+        op.create_index(
+            "ix_errands_jobs_failures", "errands_jobs", columns, postgresql_where=failed, sqlite_where=failed
+        )
+    if dialect != "postgresql":
         return
+    # the status index carries the queue: the stats count unfinished jobs by queue from the index alone
+    op.drop_index("ix_errands_jobs_status", table_name="errands_jobs")
+    op.create_index(
+        "ix_errands_jobs_status",
+        "errands_jobs",
+        ["status", "id"],
+        postgresql_where=sa.text("status <> 'completed'"),
+        postgresql_include=["queue"],
+    )
     op.execute(ERRANDS_JSONB)
     op.create_index(
         "ix_errands_jobs_args_gin",
@@ -71,7 +87,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    dialect = op.get_bind().dialect.name
+    if dialect != "mysql":
+        op.drop_index("ix_errands_jobs_failures", table_name="errands_jobs")
+    if dialect == "postgresql":
+        op.drop_index("ix_errands_jobs_status", table_name="errands_jobs")
+        op.create_index(
+            "ix_errands_jobs_status",
+            "errands_jobs",
+            ["status", "id"],
+            postgresql_where=sa.text("status <> 'completed'"),
+        )
         op.execute("DROP STATISTICS IF EXISTS errands_jobs_args_stats, errands_jobs_kwargs_stats")
         for name in ("finished_brin", "kwargs_gin", "args_gin"):
             op.drop_index(f"ix_errands_jobs_{name}", table_name="errands_jobs")
