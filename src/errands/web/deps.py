@@ -20,10 +20,10 @@ from fastapi import Depends, Request
 
 from errands.access import Action, Identity
 from errands.accounts import Accounts
-from errands.web.spa import DASHBOARD_ROUTES
 from errands.client import Client
 from errands.settings import Settings
 from errands.web.errors import ApiError
+from errands.web.spa import DASHBOARD_ROUTES
 
 SESSION_COOKIE = "errands_session"
 CSRF_HEADER = "X-CSRF-Token"
