@@ -15,21 +15,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-lint: venv
+lint: venv web-lint
 	$(VENV)/bin/ruff check src tests examples
 	$(VENV)/bin/ruff format --check src tests examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 # the whole suite on SQLite, PostgreSQL and MariaDB (servers that don't answer skip, except under CI)
-test: lint
+# (the dashboard is built first: the API's tests serve it, and its own tests run with Vitest)
+test: lint web web-test
 	$(PY) -m pytest -n $(XDIST) -q --durations=15
 
 # the inner loop: SQLite only, no lint, no slow process tests, stop at the first failure
 test-fast: venv
 	$(PY) -m pytest -n $(XDIST) -q -x -m "not slow" -k "not postgresql and not mariadb"
 
-run: venv
+run: venv web
 	$(PY) examples/demo.py
 
 # The dashboard (web/: React + TypeScript + Vite; Node 20.19+). `npm ci` only when node_modules is missing or
