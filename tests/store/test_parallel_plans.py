@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from errands.errors import StoreError
 from errands.jobs import NewJob
 from errands.reports import JobSearch
 from errands.store import SqlStore
@@ -25,12 +24,6 @@ def _parallel_everywhere(url: str) -> str:
     return url.replace("?options=", f"?options=-c{setting}%3Don%20", 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StoreError,
-    reason="errands_jsonb (migration 0004) is PARALLEL SAFE but has an EXCEPTION block: PostgreSQL refuses "
-    "subtransactions in a parallel plan (docs/performance.md, the HTTP API over 1,000,000 jobs)",
-)
 def test_the_args_filters_work_under_a_parallel_plan(db_url: str) -> None:
     assert "?options=" in db_url
     store = SqlStore(_parallel_everywhere(db_url))
