@@ -142,7 +142,6 @@ def queries(client: Any) -> dict[str, Callable[[], Any]]:
     from errands.reports import JobSearch
 
     newest = client.search(JobSearch(limit=1)).jobs[0].id
-    day = 86_400
     old = client.search(JobSearch(limit=1, before_id=newest // 10)).jobs[0].created_at
     search: dict[str, JobSearch] = {
         "page 1": JobSearch(),
@@ -176,7 +175,6 @@ def queries(client: Any) -> dict[str, Callable[[], Any]]:
     out["stats"] = client.stats
     out["queues"] = client.queues
     out["failure groups"] = client.failure_groups
-    del day
     return out
 
 

@@ -202,20 +202,19 @@ class ReportsMixin(SqlParts):
     # failure groups -------------------------------------------------------------------------------------
 
     def failure_groups(self, limit: int) -> list[FailureGroup]:
-        error_type = func.coalesce(jobs.c.error_type, "")
-        ended = func.coalesce(jobs.c.finished_at, jobs.c.created_at)
+        # plain columns only: ix_errands_jobs_failures (failed rows) then answers it alone, without the table
         stmt = (
             select(
-                error_type.label("error_type"),
+                jobs.c.error_type,
                 jobs.c.target,
                 jobs.c.method,
                 func.count().label("n"),
-                func.min(ended).label("first_at"),
-                func.max(ended).label("last_at"),
+                func.min(jobs.c.finished_at).label("first_at"),
+                func.max(jobs.c.finished_at).label("last_at"),
                 func.max(jobs.c.id).label("sample"),
             )
-            .where(jobs.c.status == JobState.FAILED.value)
-            .group_by(error_type, jobs.c.target, jobs.c.method)
+            .where(jobs.c.status == _inline(JobState.FAILED.value))
+            .group_by(jobs.c.error_type, jobs.c.target, jobs.c.method)
             .order_by(func.count().desc(), func.max(jobs.c.id).desc())
             .limit(limit)
         )
@@ -226,7 +225,7 @@ class ReportsMixin(SqlParts):
             messages = {int(row.id): row.error_message for row in rows}
         return [
             FailureGroup(
-                g.error_type,
+                g.error_type or "",
                 g.target,
                 g.method,
                 int(g.n),
