@@ -208,3 +208,11 @@ def test_cli_actions_on_jobs_are_audited(cli: Any, accounts: Accounts) -> None:
 def test_run_job_is_the_applications_runner_not_an_audited_action(cli: Any, accounts: Accounts) -> None:
     assert cli.run("run-job", SAMPLE, "process", "a,b", env=AS_TESTER).returncode == 0
     assert accounts.audit() == []
+
+
+@pytest.mark.backends("sqlite")
+def test_pausing_and_resuming_a_queue_from_the_cli_are_audited(cli: Any, accounts: Accounts) -> None:
+    assert cli.run("queues", "pause", "mail", env=AS_TESTER).returncode == 0
+    assert cli.run("queues", "resume", "mail", env=AS_TESTER).returncode == 0
+    trail = [(e.actor, e.action, e.subject) for e in reversed(accounts.audit())]
+    assert trail == [("cli:tester", "queue.pause", "queue mail"), ("cli:tester", "queue.resume", "queue mail")]

@@ -37,7 +37,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="the stable JSON form (docs
 def cli_actor() -> str:
     """How the audit trail names the CLI's user: cli:<OS user name>."""
     try:
-        return f"cli:{getpass.getuser()}"
+        return f"cli:{getpass.getuser()}"[:255]  # the audit's actor column
     except (KeyError, OSError):  # no name for this uid (a container's), nor LOGNAME/USER set
         uid = getattr(os, "getuid", None)
         return f"cli:uid {uid()}" if uid else "cli:unknown"

@@ -6,10 +6,8 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import math
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -430,7 +428,8 @@ def queues_list(ctx: typer.Context, as_json: AsJson = False) -> None:
 def queues_pause(name: QueueName) -> None:
     """Workers stop taking this queue's jobs (within about a second); running jobs go on."""
     with connected() as client:
-        queue = client.pause(name, actor=cli_actor())
+        queue = client.pause(name, actor=accounts_cli.cli_actor())
+        accounts_cli.audited(client.settings, "queue.pause", f"queue {queue.name}")
     print(f"Queue {queue.name} paused ({queue.pending} pending)")
 
 
@@ -439,17 +438,9 @@ def queues_pause(name: QueueName) -> None:
 def queues_resume(name: QueueName) -> None:
     """Workers take this queue's jobs again."""
     with connected() as client:
-        queue = client.resume(name, actor=cli_actor())
+        queue = client.resume(name, actor=accounts_cli.cli_actor())
+        accounts_cli.audited(client.settings, "queue.resume", f"queue {queue.name}")
     print(f"Queue {queue.name} resumed ({queue.pending} pending)")
-
-
-def cli_actor() -> str:
-    """Who the CLI acts as, in errands_queues.changed_by: `cli:<os user>` (the audit trail's form)."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    return f"cli:{user}"[:255]
 
 
 def main() -> None:
