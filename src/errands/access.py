@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+from errands.clock import iso
 
 
 class Role(StrEnum):
@@ -53,6 +56,10 @@ class User:
     role: Role
     created_at: datetime
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of `errands users list --json` and GET /api/users."""
+        return {"id": self.id, "name": self.name, "role": self.role.value, "created_at": iso(self.created_at)}
+
 
 @dataclass(frozen=True)
 class TokenInfo:
@@ -66,6 +73,19 @@ class TokenInfo:
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON of `errands tokens list --json` and GET /api/tokens."""
+        return {
+            "id": self.id,
+            "user": self.user,
+            "name": self.name,
+            "scope": self.scope.value,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "last_used_at": iso(self.last_used_at),
+            "revoked_at": iso(self.revoked_at),
+        }
 
 
 @dataclass(frozen=True)
@@ -95,3 +115,13 @@ class AuditEntry:
     action: str  # job.cancel, job.retry, job.enqueue, jobs.bulk_cancel, queue.pause, user.create, token.revoke, ...
     subject: str  # what it acted on: "job 42", "queue default", "user alice"
     detail: str  # one line, JSON or text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": iso(self.at),
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "detail": self.detail,
+        }

@@ -97,7 +97,7 @@ def users_list(as_json: AsJson = False) -> None:
     with opened() as accounts:
         found = accounts.users()
     if as_json:
-        render.print_json([render.user_json(user) for user in found])
+        render.print_json([user.to_json() for user in found])
     else:
         render.users_table(found)
 
@@ -150,7 +150,7 @@ def tokens_list(as_json: AsJson = False) -> None:
     with opened() as accounts:
         found = accounts.tokens()
     if as_json:
-        render.print_json([render.token_json(token) for token in found])
+        render.print_json([token.to_json() for token in found])
     else:
         render.tokens_table(found)
 

@@ -151,28 +151,11 @@ def workers_table(workers: list[WorkerInfo]) -> None:
 # accounts: the same JSON keys as the HTTP API's (docs/api.md)
 
 
-def user_json(user: User) -> dict[str, Any]:
-    return {"id": user.id, "name": user.name, "role": user.role.value, "created_at": iso(user.created_at)}
-
-
 def users_table(users: list[User]) -> None:
     table = table_of("id", "name", "role", "created")
     for user in users:
         add_row(table, user.id, user.name, user.role.value, iso(user.created_at))
     out().print(table)
-
-
-def token_json(token: TokenInfo) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "user": token.user,
-        "name": token.name,
-        "scope": token.scope.value,
-        "created_at": iso(token.created_at),
-        "expires_at": iso(token.expires_at),
-        "last_used_at": iso(token.last_used_at),
-        "revoked_at": iso(token.revoked_at),
-    }
 
 
 def tokens_table(tokens: list[TokenInfo]) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from errands.access import AuditEntry, Role, Scope, TokenInfo, User
+from errands.access import Role, Scope
 from errands.clock import iso
 from errands.jobs import Attempt, Job, JobState
 from errands.reports import BulkRun, FailureGroup
@@ -252,34 +252,6 @@ class AuditOut(BaseModel):
 
 
 # values -> JSON ---------------------------------------------------------------------------------------------
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {"id": user.id, "name": user.name, "role": user.role.value, "created_at": iso(user.created_at)}
-
-
-def token_json(token: TokenInfo) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "user": token.user,
-        "name": token.name,
-        "scope": token.scope.value,
-        "created_at": iso(token.created_at),
-        "expires_at": iso(token.expires_at),
-        "last_used_at": iso(token.last_used_at),
-        "revoked_at": iso(token.revoked_at),
-    }
-
-
-def audit_json(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": iso(entry.at),
-        "actor": entry.actor,
-        "action": entry.action,
-        "subject": entry.subject,
-        "detail": entry.detail,
-    }
 
 
 def bulk_run_json(run: BulkRun) -> dict[str, Any]:

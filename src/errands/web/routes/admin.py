@@ -21,9 +21,6 @@ from errands.web.schemas import (
     UserIn,
     UserOut,
     UsersOut,
-    audit_json,
-    token_json,
-    user_json,
 )
 
 router = APIRouter(prefix="/api", tags=["admin"])
@@ -37,13 +34,13 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 @router.get("/users", response_model=UsersOut, responses=_errors())
 def users(request: Request, identity: Admin) -> dict[str, Any]:
-    return {"users": [user_json(user) for user in app_state(request).accounts.users()]}
+    return {"users": [user.to_json() for user in app_state(request).accounts.users()]}
 
 
 @router.post("/users", status_code=201, response_model=UserOut, responses=_errors(409))
 def create_user(body: UserIn, request: Request, identity: Admin) -> dict[str, Any]:
     user = app_state(request).accounts.create_user(body.name, body.role, body.password, actor=identity.actor)
-    return user_json(user)
+    return user.to_json()
 
 
 @router.delete("/users/{name}", status_code=204, responses=_errors(404))
@@ -62,7 +59,7 @@ def set_password(name: UserName, body: PasswordIn, request: Request, identity: A
 
 @router.get("/tokens", response_model=TokensOut, responses=_errors())
 def tokens(request: Request, identity: Admin) -> dict[str, Any]:
-    return {"tokens": [token_json(token) for token in app_state(request).accounts.tokens()]}
+    return {"tokens": [token.to_json() for token in app_state(request).accounts.tokens()]}
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreatedOut, responses=_errors(404))
@@ -71,7 +68,7 @@ def create_token(body: TokenIn, request: Request, identity: Admin) -> dict[str, 
     info, secret = app_state(request).accounts.create_token(
         body.user, body.scope, expires_days=body.expires_days, name=body.name, actor=identity.actor
     )
-    return {"token": secret, "info": token_json(info)}
+    return {"token": secret, "info": info.to_json()}
 
 
 @router.post("/tokens/{token_id}/revoke", status_code=204, responses=_errors(404))
@@ -91,6 +88,6 @@ def audit(
     """The audit trail, newest first: who cancelled, retried, enqueued, paused, and changed users and tokens."""
     entries = app_state(request).accounts.audit(limit=limit, before_id=before)
     return {
-        "entries": [audit_json(entry) for entry in entries],
+        "entries": [entry.to_json() for entry in entries],
         "next": entries[-1].id if len(entries) == limit else None,
     }
