@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -371,6 +372,10 @@ def serve_command(
 
     with connected():  # a database not migrated (or unreachable) is one line and exit 6, before any server starts
         pass
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again under the handler it found: with the
+    # default one the process would end "killed by SIGTERM" (143), which reads as a crash to an orchestrator.
+    # Asked to stop, and stopped cleanly, is exit 0, as the worker ends.
+    signal.signal(signal.SIGTERM, _stopped_on_request)
     # by import string (the faces don't import each other); uvicorn trusts X-Forwarded-Proto from
     # FORWARDED_ALLOW_IPS (default 127.0.0.1), which makes a session cookie Secure behind an https proxy
     uvicorn.run(
@@ -384,6 +389,10 @@ def serve_command(
         # open event streams never end by themselves: without this, Ctrl-C waits for every dashboard to leave
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
+
+
+def _stopped_on_request(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 SERVE_APP = "errands.web.app:app_from_env"
